@@ -1,0 +1,360 @@
+"""The loader contract: what a loader yields, and the runner that turns it into Arrow batches.
+
+A loader is an object with a ``name``, a cheap ``sniff(head, name)`` and ``parse(src)`` that
+yields one item per input record:
+
+- :class:`Parsed` — an event: schema fields, the record's text, and its native id if any;
+- :class:`Reject` — a record that cannot be an event, with its line and the reason;
+- :class:`Duplicate` — a record that repeats one already yielded (e.g. a later audit stage).
+
+:class:`FileRun` drives a loader over one file: it fills ``source``, ``event_uid``,
+``source_file``, ``source_line``, ``ingest_id`` and ``raw``, validates bounded batches against
+the schema, collects rejects with an excerpt, and enforces the bad-record limits. Most loaders
+derive from :class:`JsonLoader` or :class:`LineLoader` and only map one record at a time;
+an exception while mapping one record rejects that record, never the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loaders.inputs import InputFile, Line, iter_lines, open_binary
+from loaders.jsonreader import JsonReader, JsonRecord
+from loaders.schema import Column, event_schema, validate
+
+EXCERPT_CHARS = 200
+
+
+@dataclass(slots=True)
+class Parsed:
+    """One event.
+
+    Attributes:
+        line: line (or record index) where the record starts.
+        raw: the record's text as read.
+        fields: schema columns (core and this loader's extras) to values.
+        native_id: the source's own unique id for the record, if it has one; the
+            ``event_uid`` is derived from it, else from the raw text.
+        warnings: damaged fields that were set to null.
+    """
+
+    line: int
+    raw: str
+    fields: dict[str, Any]
+    native_id: str | None = None
+    warnings: list[str] | None = None
+
+
+@dataclass(slots=True)
+class Reject:
+    """A record that is not loaded, with where it is and why."""
+
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass(slots=True)
+class Duplicate:
+    """A record that repeats one already yielded from the same file."""
+
+    line: int
+    reason: str
+
+
+Item = Parsed | Reject | Duplicate
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Knobs a run passes to loaders.
+
+    Attributes:
+        year: year for timestamps that have none (syslog RFC 3164); default from file mtime.
+        mapping: user-given column mapping (``column=field``) for tabular exports.
+        batch_size: events per Arrow batch.
+        max_initial_rejects: a file whose first N records are all rejected is not of this
+            format: it stops with an error naming ``--format``.
+        max_consecutive_rejects: a run this long of bad records anywhere stops the file.
+    """
+
+    year: int | None = None
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    batch_size: int = 20_000
+    max_initial_rejects: int = 20
+    max_consecutive_rejects: int = 1000
+
+
+class Source:
+    """What a loader's ``parse`` gets: one input file, its head, and the run's options."""
+
+    def __init__(
+        self, file: InputFile, head: bytes, options: LoadOptions,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.file = file
+        self.head = head
+        self.options = options
+        self.warnings: list[str] = []
+        self._progress = progress
+
+    @contextmanager
+    def binary(self) -> Iterator[BinaryIO]:
+        """The file's (decompressed) bytes, opened read-only."""
+        fh = open_binary(self.file.path, self._progress)
+        try:
+            yield fh
+        finally:
+            fh.close()
+
+    def lines(self) -> Iterator[Line]:
+        """The file's lines (see :func:`loaders.inputs.iter_lines`)."""
+        with self.binary() as fh:
+            yield from iter_lines(fh, self.head)
+
+    def json_records(self) -> Iterator[JsonRecord]:
+        """The file's JSON values in any export shape (see :mod:`loaders.jsonreader`)."""
+        with self.binary() as fh:
+            reader = JsonReader(fh, self.head)
+            yield from reader
+            self.warnings.extend(reader.warnings)
+
+
+class Loader:
+    """Base of every loader. Subclasses set the class attributes and implement the methods.
+
+    Attributes:
+        name: the ``source`` value and ``--format`` name.
+        description: one line for ``auditlens sources``.
+        reads: the input forms it accepts.
+        prefix: prefix of its extra columns.
+        extra_columns: its source-specific columns.
+        record: what one counted input record is (``line``, ``JSON value``, ``event``…).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    reads: ClassVar[str] = ""
+    prefix: ClassVar[str] = ""
+    extra_columns: ClassVar[tuple[Column, ...]] = ()
+    record: ClassVar[str] = "record"
+
+    def sniff(self, head: bytes, name: str) -> bool:
+        """Whether the file (first bytes, decompressed; and its name) is in this format."""
+        raise NotImplementedError
+
+    def parse(self, src: Source) -> Iterator[Item]:
+        """Yield one item per input record, in input order."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<loader {self.name}>"
+
+
+class JsonLoader(Loader):
+    """A loader of JSON exports: maps each JSON value with :meth:`from_json`."""
+
+    record = "JSON value"
+
+    def parse(self, src: Source) -> Iterator[Item]:
+        for rec in src.json_records():
+            if rec.error is not None:
+                yield Reject(rec.line, rec.error, rec.text)
+                continue
+            try:
+                yield from self.from_json(rec.value, rec)
+            except Exception as exc:  # one bad record must not stop the file
+                yield Reject(rec.line, f"cannot map record: {type(exc).__name__}: {exc}",
+                             rec.text)
+
+    def from_json(self, value: Any, rec: JsonRecord) -> Iterator[Item]:
+        """Map one parsed JSON value (which may hold several events) to items."""
+        raise NotImplementedError
+
+
+class LineLoader(Loader):
+    """A loader of line-oriented text: maps each non-empty line with :meth:`from_line`."""
+
+    record = "line"
+
+    def parse(self, src: Source) -> Iterator[Item]:
+        for line in src.lines():
+            if line.text is None:
+                yield Reject(line.number, line.warning or "unreadable line", "")
+                continue
+            if not line.text.strip():
+                continue
+            try:
+                item = self.from_line(line.text, line.number, src)
+            except Exception as exc:
+                item = Reject(line.number, f"cannot map line: {type(exc).__name__}: {exc}",
+                              line.text)
+            if item is None:
+                continue
+            if line.warning and isinstance(item, Parsed):
+                item.warnings = [*(item.warnings or []), line.warning]
+                if line.raw is not None:
+                    item.raw = line.raw
+            yield item
+
+    def from_line(self, text: str, number: int, src: Source) -> Item | None:
+        """Map one line; None for a line that is not a record (e.g. a header)."""
+        raise NotImplementedError
+
+
+def make_uid(source: str, native_id: str | None, raw: str) -> str:
+    """Deterministic event id: from the native id when there is one, else from the raw text.
+
+    Example:
+        >>> make_uid("k8s_audit", "a1b2", "x") == make_uid("k8s_audit", "a1b2", "y")
+        True
+    """
+    key = f"{source}\x1fid\x1f{native_id}" if native_id else f"{source}\x1fraw\x1f{raw}"
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The first ``limit`` characters of a record, for reject listings."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+REJECT_SCHEMA = pa.schema([
+    ("ingest_id", pa.string()),
+    ("source", pa.string()),
+    ("source_file", pa.string()),
+    ("source_line", pa.int64()),
+    ("reason", pa.string()),
+    ("excerpt", pa.string()),
+])
+
+
+@dataclass
+class FileCounts:
+    """Per-file record counts: ``read == loaded + rejected + duplicate`` always holds."""
+
+    read: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+
+
+class FileRun:
+    """Run one loader over one file, yielding schema-valid event tables and reject tables.
+
+    After iteration: ``counts`` (``loaded`` here counts events before store-level
+    de-duplication), ``status`` (``ok``, ``stopped`` or ``failed``), ``error``,
+    ``first_ts``/``last_ts`` and ``warnings``.
+    """
+
+    def __init__(
+        self, loader: Loader, file: InputFile, head: bytes, options: LoadOptions,
+        ingest_id: str, progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.loader = loader
+        self.file = file
+        self.options = options
+        self.ingest_id = ingest_id
+        self.src = Source(file, head, options, progress)
+        self.counts = FileCounts()
+        self.status = "ok"
+        self.error: str | None = None
+        self.first_ts: datetime | None = None
+        self.last_ts: datetime | None = None
+        self._schema = event_schema()
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.src.warnings
+
+    def __iter__(self) -> Iterator[tuple[str, pa.Table]]:
+        rows: list[dict[str, Any]] = []
+        rejects: list[dict[str, Any]] = []
+        consecutive = 0
+        self._parsed = 0
+        name = self.loader.name
+        items = self.loader.parse(self.src)
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except Exception as exc:  # a loader bug: keep what we have, say where it stopped
+                self.status = "failed"
+                self.error = (f"{name} loader error after {self.counts.read} records: "
+                              f"{type(exc).__name__}: {exc}")
+                break
+            self.counts.read += 1
+            if isinstance(item, Parsed):
+                consecutive = 0
+                self._parsed += 1
+                row = item.fields
+                row["source"] = name
+                row["event_uid"] = make_uid(name, item.native_id, item.raw)
+                row["source_file"] = self.file.display
+                row["source_line"] = item.line
+                row["ingest_id"] = self.ingest_id
+                row["raw"] = item.raw
+                if item.warnings:
+                    row["parse_warning"] = "; ".join(item.warnings)
+                rows.append(row)
+                if len(rows) >= self.options.batch_size:
+                    yield "events", self._events(rows)
+                    rows = []
+            elif isinstance(item, Reject):
+                consecutive += 1
+                self.counts.rejected += 1
+                rejects.append({"ingest_id": self.ingest_id, "source": name,
+                                "source_file": self.file.display, "source_line": item.line,
+                                "reason": item.reason, "excerpt": excerpt(item.raw)})
+                if self._too_many_rejects(consecutive, item):
+                    break
+                if len(rejects) >= self.options.batch_size:
+                    yield "rejects", pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
+                    rejects = []
+            else:
+                self.counts.duplicate += 1
+        if rows:
+            yield "events", self._events(rows)
+        if rejects:
+            yield "rejects", pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
+
+    def _too_many_rejects(self, consecutive: int, item: Reject) -> bool:
+        opts = self.options
+        if self._parsed == 0 and consecutive >= opts.max_initial_rejects:
+            self.status = "failed"
+            self.error = (
+                f"the first {consecutive} records were all rejected, so this is probably not "
+                f"{self.loader.name} input (last reason at line {item.line}: {item.reason}); "
+                "run `auditlens sources` and pass the right one with --format NAME"
+            )
+            return True
+        if consecutive >= opts.max_consecutive_rejects:
+            self.status = "stopped"
+            self.error = (f"stopped at line {item.line}: {consecutive} bad records in a row; "
+                          "the rest of the file was not read")
+            return True
+        return False
+
+    def _events(self, rows: list[dict[str, Any]]) -> pa.Table:
+        keys: set[str] = set()
+        for row in rows:
+            keys.update(row)
+        unknown = keys - set(self._schema.names)
+        if unknown:
+            raise ValueError(f"{self.loader.name} produced unregistered columns {sorted(unknown)}")
+        table = validate(pa.Table.from_pylist(rows, schema=self._schema), self._schema)
+        self.counts.loaded += table.num_rows
+        ts = pc.min_max(table.column("timestamp"))
+        lo, hi = ts["min"].as_py(), ts["max"].as_py()
+        if lo is not None:
+            self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+            self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        return table
