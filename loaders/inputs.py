@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 HEAD_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -77,7 +77,7 @@ def input_file(path: str | os.PathLike[str], display: str | None = None) -> Inpu
 class _Counting(io.RawIOBase):
     """Counts bytes read from the underlying file and reports them for progress bars."""
 
-    def __init__(self, raw: BinaryIO, report: Callable[[int], None]) -> None:
+    def __init__(self, raw: Any, report: Callable[[int], None]) -> None:
         self._raw = raw
         self._report = report
         self._pending = 0
@@ -85,8 +85,8 @@ class _Counting(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._raw.readinto(b)  # type: ignore[attr-defined]
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)
         self._pending += n or 0
         if self._pending >= 4 * _CHUNK or not n:
             self._report(self._pending)
@@ -100,13 +100,12 @@ class _Counting(io.RawIOBase):
 
 def open_binary(path: Path, progress: Callable[[int], None] | None = None) -> BinaryIO:
     """Open a file read-only, decompressing gzip transparently (detected by magic bytes)."""
-    raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    raw: Any = open(path, "rb")  # noqa: SIM115 - the caller closes it
     if progress is not None:
-        raw = io.BufferedReader(_Counting(raw, progress), buffer_size=_CHUNK)  # type: ignore[assignment]
-    magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+        raw = io.BufferedReader(_Counting(raw, progress), buffer_size=_CHUNK)
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+    return cast(BinaryIO, raw)
 
 
 def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
@@ -204,7 +203,7 @@ def iter_lines(
 
 
 def _iter_lines_utf16(fh: BinaryIO, enc: str, max_line: int) -> Iterator[Line]:
-    text = io.TextIOWrapper(fh, encoding=enc, errors="replace", newline=None)  # type: ignore[arg-type]
+    text = io.TextIOWrapper(cast(Any, fh), encoding=enc, errors="replace", newline=None)
     number = 0
     while True:
         line = text.readline(max_line + 1)
@@ -337,13 +336,16 @@ def _zip_members(file: InputFile) -> Iterator[_Member]:
                 refusal = "refused member: symbolic link"
             elif info.flag_bits & 0x1:
                 refusal = "refused member: encrypted"
-            yield (info.filename, info.file_size, info.compress_size,
-                   lambda info=info: zf.open(info), refusal)  # type: ignore[misc]
+
+            def opener(info: zipfile.ZipInfo = info) -> BinaryIO:
+                return cast(BinaryIO, zf.open(info))
+
+            yield info.filename, info.file_size, info.compress_size, opener, refusal
 
 
 def _tar_members(file: InputFile) -> Iterator[_Member]:
     try:
-        tf = tarfile.open(file.path, mode="r:*")
+        tf = tarfile.open(file.path, mode="r:*")  # noqa: SIM115 - closed by `with` below
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"cannot read tar archive: {exc}") from exc
     with tf:

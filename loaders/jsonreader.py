@@ -124,7 +124,7 @@ class JsonReader:
         line_start = self._buf.rfind("\n", 0, self._pos) + 1
         prefix = self._buf[line_start:self._pos]
         indent = min(len(prefix), 64) if prefix.strip(" \t") == "" else 0
-        opener = re.compile(r"\n[ \t]{%d}[\[{]" % indent)
+        opener = re.compile("\n[ \t]{" + str(indent) + "}[\\[{]")
         while True:
             m = opener.search(self._buf, self._pos + 1)
             if m:

@@ -1,0 +1,50 @@
+# auditlens: everything a fresh machine needs is done by these targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_STORE := out/demo-store
+
+.PHONY: demo test test-fast lint typecheck docs bench clean help
+
+help:
+	@echo "make demo   - set up .venv, ingest data-samples/ into $(DEMO_STORE), show what is in it"
+	@echo "make test   - set up .venv, run lint, type checks, the whole test suite and notebooks"
+	@echo "make test-fast - the suite without tests marked slow"
+	@echo "make bench  - run the benchmarks and rewrite docs/BENCHMARKS.md"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebook,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_STORE)
+	$(BIN)/auditlens ingest data-samples --store $(DEMO_STORE)
+	$(BIN)/auditlens info --store $(DEMO_STORE)
+	@echo
+	@echo "Demo store: $(DEMO_STORE)  (query it: $(BIN)/python -c \"import analysis; print(analysis.read_events('$(DEMO_STORE)'))\")"
+
+lint: $(STAMP)
+	$(BIN)/ruff check loaders analysis tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected nothing: that is a failure too.
+test: lint typecheck
+	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tests notebooks; \
+	  s=$$?; if [ $$s -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$s
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" --nbval-lax tests notebooks
+
+docs: $(STAMP)
+	$(BIN)/python -m loaders.schemadoc > docs/SCHEMA.md
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf out auditlens-store benchmarks/work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,232 @@
+"""The ``auditlens`` command: parses options and calls library functions, nothing more.
+
+Exit status: 0 success, 1 failure (a file failed, the store is damaged), 2 bad usage.
+Messages go to stderr and say what to do. Text that comes from logs is printed escaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+DEFAULT_STORE = "auditlens-store"
+
+
+class UsageError(Exception):
+    """Bad usage: exit status 2."""
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F] if c not in (0x09,)}
+_CONTROL.update({c: f"\\u{c:04x}" for c in range(0x80, 0xA0)})
+
+
+def safe(text: object) -> str:
+    """Text with control characters and terminal escape sequences made visible (``\\x1b``)."""
+    return str(text).translate(_CONTROL)
+
+
+def _table(rows: list[list[str]], head: list[str], out: TextIO) -> None:
+    rows = [[safe(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+    numeric = [all(r[i].replace(",", "").isdigit() for r in rows) and rows != []
+               for i in range(len(head))]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if n else c.ljust(w)
+                         for c, w, n in zip(cells, widths, numeric, strict=True)).rstrip()
+
+    print(fmt(head), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in rows:
+        print(fmt(r), file=out)
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    import loaders
+
+    rows = [[r["name"], r["description"], r["reads"]] for r in loaders.sources_table()]
+    _table(rows, ["name", "description", "reads"], sys.stdout)
+    return 0
+
+
+class _Bar:
+    """Progress on a terminal (tqdm), silent otherwise."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                        desc="ingest", file=sys.stderr, disable=not sys.stderr.isatty(),
+                        leave=False, dynamic_ncols=True)
+
+    def bytes_read(self, n: int) -> None:
+        self.bar.update(n)
+
+    def file_done(self, outcome: Any) -> None:
+        self.bar.set_postfix_str(safe(Path(outcome.path).name)[-40:], refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _parse_map(items: Sequence[str]) -> dict[str, str]:
+    mapping = {}
+    for item in items:
+        column, sep, fld = item.partition("=")
+        if not sep or not column or not fld:
+            raise UsageError(f"--map takes column=field, got {item!r}")
+        mapping[column] = fld
+    return mapping
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from loaders import UnknownFormat
+    from loaders.base import LoadOptions
+    from loaders.ingest import Progress, discover, ingest
+    from loaders.store import Store, StoreBusy
+
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(map(safe, missing))}")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be 1 or more")
+    total = sum(p.stat().st_size for p in discover(args.paths) if p.is_file())
+    bar = _Bar(total)
+    options = LoadOptions(year=args.year, mapping=_parse_map(args.map))
+
+    class _P(Progress):
+        def bytes_read(self, n: int) -> None:
+            bar.bytes_read(n)
+
+        def file_done(self, outcome: Any) -> None:
+            bar.file_done(outcome)
+
+    try:
+        report = ingest(Store(args.store), args.paths, format=args.format, jobs=args.jobs,
+                        options=options, progress=_P())
+    except UnknownFormat as exc:
+        raise UsageError(f"{exc} (see `auditlens sources`)") from None
+    except StoreBusy as exc:
+        print(f"auditlens: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+    print_ingest_summary(report, sys.stdout)
+    if not report.ok:
+        print("auditlens: some files failed; see the status column and messages above",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_ingest_summary(report: Any, out: TextIO) -> None:
+    """The per-file table (loader, read, loaded, rejected, duplicates, status) and totals."""
+    rows = [[f.path, f.loader or "-", f.status, f"{f.read:,}", f"{f.loaded:,}",
+             f"{f.rejected:,}", f"{f.duplicate:,}", f.message] for f in report.files]
+    _table(rows, ["file", "loader", "status", "read", "loaded", "rejected", "duplicate",
+                  "note"], out)
+    t = report.totals()
+    print(f"\n{len(report.files)} files: {t['ingested']} ingested, {t['stopped']} stopped, "
+          f"{t['skipped']} skipped, {t['refused']} refused, {t['failed']} failed", file=out)
+    print(f"records: {t['read']:,} read = {t['loaded']:,} loaded + {t['rejected']:,} rejected "
+          f"+ {t['duplicate']:,} duplicate", file=out)
+    print(f"store: {safe(report.store)}  (ingest {report.ingest_id})", file=out)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from analysis.events import store_summary
+    from loaders.store import Store
+
+    store = Store(args.store)
+    if not store.exists():
+        print(f"auditlens: no store at {safe(args.store)}; create one with "
+              "`auditlens ingest PATH --store DIR`", file=sys.stderr)
+        return 1
+    info = store_summary(store)
+    out = sys.stdout
+    print(f"store: {safe(args.store)}", file=out)
+    print(f"events: {info['events']:,}   from {info['first']}   to {info['last']}", file=out)
+    files = info["files"]
+    print(f"input files: {len(files)}   rejected records: {info['rejects']:,}\n", file=out)
+    by_day = info["by_source_day"]
+    if len(by_day):
+        _table([[r.source, r.date, f"{r.events:,}"] for r in by_day.itertuples()],
+               ["source", "date", "events"], out)
+    if len(files):
+        print(file=out)
+        _table([[r.path, r.loader, r.status, f"{r.records_read:,}", f"{r.records_loaded:,}",
+                 f"{r.records_rejected:,}", f"{r.records_duplicate:,}", r.sha256[:16]]
+                for r in files.itertuples()],
+               ["file", "loader", "status", "read", "loaded", "rejected", "duplicate",
+                "sha256"], out)
+    reasons = info["reject_reasons"]
+    if len(reasons):
+        print("\nreject reasons:", file=out)
+        _table([[r.source, f"{r.count:,}", r.reason] for r in reasons.head(20).itertuples()],
+               ["source", "count", "reason"], out)
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auditlens",
+        description="Security incident forensics: load cloud, host and Kubernetes logs into "
+                    "one Parquet evidence store and query it.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--store", default=DEFAULT_STORE, metavar="DIR",
+                       help=f"evidence store directory (default: ./{DEFAULT_STORE})")
+        return p
+
+    p = with_store(sub.add_parser("ingest", help="load files, directories and archives",
+                                  description="Load evidence files into the store. Files "
+                                  "already stored are skipped; repeated events are counted "
+                                  "as duplicates."))
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, archives")
+    p.add_argument("--format", metavar="NAME", help="force a loader (see `auditlens sources`)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="parse N files in parallel processes (default 1)")
+    p.add_argument("--year", type=int, help="year for syslog timestamps that have none "
+                   "(default: from the file's modification time)")
+    p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                   help="map a column of a tabular export to a schema field (repeatable)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("sources", help="list the loaders and what each reads")
+    p.set_defaults(func=cmd_sources)
+
+    p = with_store(sub.add_parser("info", help="counts per source and day, time range, "
+                                  "input files and rejects"))
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``auditlens`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"auditlens {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("auditlens: interrupted; run the same command again to finish", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

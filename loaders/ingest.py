@@ -1,0 +1,286 @@
+"""Ingest: files, directories and archives into a :class:`~loaders.store.Store`.
+
+Each input file goes through: hash (skip if already stored) → detect its loader (or take
+``format``) → parse into staged Parquet (in a worker process when ``jobs > 1``) → commit in
+input order (de-duplication against the store, partitions, manifest). A file that no loader
+recognises is reported as skipped and the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+import loaders
+from loaders.base import FileRun, LoadOptions
+from loaders.inputs import (
+    ArchiveError,
+    InputFile,
+    Refused,
+    archive_kind,
+    input_file,
+    iter_archive,
+    read_head,
+)
+from loaders.store import Commit, Store, new_ingest_id, sha256_file, tool_version, write_staged
+
+
+@dataclass
+class FileOutcome:
+    """One line of the ingest summary.
+
+    ``status`` is ``ingested``, ``stopped`` (loaded up to a run of bad records),
+    ``failed`` (nothing stored: wrong format or unreadable), ``skipped`` (already in the
+    store, or no loader recognises it) or ``refused`` (an unsafe archive member).
+    For ``ingested``/``stopped``: ``read == loaded + rejected + duplicate``.
+    """
+
+    path: str
+    status: str
+    loader: str = ""
+    read: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    message: str = ""
+    size: int = 0
+
+
+@dataclass
+class IngestReport:
+    """Everything one ingest run did."""
+
+    ingest_id: str
+    store: Path
+    files: list[FileOutcome] = field(default_factory=list)
+
+    def totals(self) -> dict[str, int]:
+        keys = ("read", "loaded", "rejected", "duplicate")
+        out = {k: sum(getattr(f, k) for f in self.files) for k in keys}
+        for status in ("ingested", "stopped", "failed", "skipped", "refused"):
+            out[status] = sum(1 for f in self.files if f.status == status)
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.status == "failed" for f in self.files)
+
+
+class Progress:
+    """Receives progress; the CLI passes one that drives a progress bar."""
+
+    def bytes_read(self, n: int) -> None:
+        """``n`` more input bytes were read."""
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        """A file was committed, skipped or failed."""
+
+
+@dataclass
+class _Job:
+    file: InputFile
+    head: bytes
+    loader: str
+    sha256: str
+    seq: int
+    ingest_id: str
+    staging: Path
+    options: LoadOptions
+    owned: bool  # the file is a temp copy (archive member) to delete after commit
+
+
+@dataclass
+class _Staged:
+    job: _Job
+    commit: Commit | None
+    outcome: FileOutcome
+
+
+def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Files named, and files under directories named (recursively, sorted, no hidden)."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        yield Path(root) / name
+        else:
+            yield p
+
+
+def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
+    """Parse one file into staged Parquet. Runs in a worker process when jobs > 1."""
+    loader = loaders.get_loader(job.loader)
+    run = FileRun(loader, job.file, job.head, job.options, job.ingest_id, progress)
+    started = datetime.now(UTC)
+    outcome = FileOutcome(job.file.display, "ingested", loader.name, size=job.file.size)
+    try:
+        ev, rj = write_staged(iter(run), job.staging, f"{job.seq:06d}")
+    except Exception as exc:
+        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+        ev = rj = None
+    c = run.counts
+    outcome.read, outcome.rejected, outcome.duplicate = c.read, c.rejected, c.duplicate
+    if run.status == "failed":
+        outcome.status, outcome.message = "failed", run.error or ""
+        return _Staged(job, None, outcome)
+    outcome.status = run.status if run.status == "stopped" else "ingested"
+    outcome.message = "; ".join(filter(None, [run.error, *run.warnings]))
+    row: dict[str, object] = {
+        "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
+        "size": job.file.size, "sha256": job.sha256, "loader": loader.name,
+        "status": outcome.status, "message": outcome.message or None,
+        "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
+        "records_duplicate": c.duplicate, "first_timestamp": run.first_ts,
+        "last_timestamp": run.last_ts, "tool_version": tool_version(),
+        "started_at": started,
+    }
+    return _Staged(job, Commit(row, ev, rj), outcome)
+
+
+def ingest(
+    store: Store, paths: Iterable[str | os.PathLike[str]], *, format: str | None = None,
+    jobs: int = 1, options: LoadOptions | None = None, progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest files, directories (recursively) and archives into ``store``.
+
+    Args:
+        store: the evidence store.
+        paths: inputs.
+        format: force this loader instead of detection.
+        jobs: parse this many files in parallel worker processes.
+        options: loader options (year, column mapping, limits).
+        progress: receives byte and per-file progress.
+
+    Returns:
+        The per-file outcomes; ``report.ok`` is False if any file failed.
+
+    Raises:
+        StoreBusy: another ingest holds the store.
+        UnknownFormat: ``format`` names no loader.
+    """
+    if format:
+        loaders.get_loader(format)
+    options = options or LoadOptions()
+    progress = progress or Progress()
+    report = IngestReport(new_ingest_id(), store.root)
+    with store.write_lock():
+        staging = store.tmp_dir / report.ingest_id
+        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            _run(store, paths, format, max(1, jobs), options, progress, report, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            store.recover()
+    return report
+
+
+def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | None,
+         jobs: int, options: LoadOptions, progress: Progress, report: IngestReport,
+         staging: Path) -> None:
+    known = store.ingested_hashes()
+    seen_now: dict[str, str] = {}
+    pending: deque[Future[_Staged] | _Staged] = deque()
+    pool = (ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) if jobs > 1 else None)
+
+    def finish(item: Future[_Staged] | _Staged) -> None:
+        staged = item.result() if isinstance(item, Future) else item
+        outcome = staged.outcome
+        if staged.commit is not None:
+            row = store.commit(staged.commit)
+            outcome.loaded = int(str(row["records_loaded"]))
+            outcome.duplicate = int(str(row["records_duplicate"]))
+        if staged.job.owned:
+            staged.job.file.path.unlink(missing_ok=True)
+        if pool is not None:
+            progress.bytes_read(staged.job.file.size)
+        report.files.append(outcome)
+        progress.file_done(outcome)
+
+    def skip(outcome: FileOutcome) -> None:
+        report.files.append(outcome)
+        progress.bytes_read(outcome.size)
+        progress.file_done(outcome)
+
+    try:
+        seq = 0
+        for item in _expand(discover(paths), staging, skip):
+            seq += 1
+            file, owned = item
+            outcome = _precheck(file, format, known, seen_now)
+            if isinstance(outcome, FileOutcome):
+                if owned:
+                    file.path.unlink(missing_ok=True)
+                skip(outcome)
+                continue
+            loader, head, digest = outcome
+            job = _Job(file, head, loader, digest, seq, report.ingest_id, staging, options,
+                       owned)
+            if pool is None:
+                finish(_stage(job, progress.bytes_read))
+            else:
+                pending.append(pool.submit(_stage, job))
+                while len(pending) > 2 * jobs:
+                    finish(pending.popleft())
+        while pending:
+            finish(pending.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _precheck(file: InputFile, format: str | None, known: dict[str, str],
+              seen_now: dict[str, str]) -> FileOutcome | tuple[str, bytes, str]:
+    try:
+        digest = sha256_file(file.path)
+        head = read_head(file.path)
+    except OSError as exc:
+        return FileOutcome(file.display, "failed", message=f"cannot read: {exc}",
+                           size=file.size)
+    if digest in known:
+        return FileOutcome(file.display, "skipped", size=file.size,
+                           message=f"already in the store ({known[digest]})")
+    if digest in seen_now:
+        return FileOutcome(file.display, "skipped", size=file.size,
+                           message=f"same content as {seen_now[digest]} in this run")
+    try:
+        loader = loaders.get_loader(format) if format else loaders.detect(head, file.path.name)
+    except (loaders.UnrecognizedFormat, loaders.AmbiguousFormat) as exc:
+        return FileOutcome(file.display, "skipped", size=file.size, message=str(exc))
+    seen_now[digest] = file.display
+    return loader.name, head, digest
+
+
+def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], None]
+            ) -> Iterator[tuple[InputFile, bool]]:
+    """Input files; archive members are copied into ``staging`` and owned by the caller."""
+    members = staging / "members"
+    for path in files:
+        try:
+            file = input_file(path)
+            kind = archive_kind(read_head(path, 1024))
+        except OSError as exc:
+            skip(FileOutcome(str(path), "failed", message=f"cannot read: {exc}"))
+            continue
+        if kind is None:
+            yield file, False
+            continue
+        members.mkdir(parents=True, exist_ok=True)
+        try:
+            for member in iter_archive(file, kind, members):
+                if isinstance(member, Refused):
+                    skip(FileOutcome(member.display, "refused", message=member.reason))
+                    continue
+                owned = member.path.with_name(member.path.name + ".owned")
+                os.replace(member.path, owned)
+                yield InputFile(owned, member.display, member.size, member.mtime), True
+        except ArchiveError as exc:
+            skip(FileOutcome(file.display, "failed", message=str(exc), size=file.size))

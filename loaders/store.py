@@ -1,0 +1,370 @@
+"""The Parquet evidence store: layout, crash-safe commits, idempotent ingest.
+
+Layout (hive-partitioned, zstd)::
+
+    <store>/events/source=<name>/date=<YYYY-MM-DD>/part-<ingest_id>-<n>.parquet
+    <store>/rejects/<ingest_id>-<file_seq>.parquet
+    <store>/manifest.parquet        one row per input file
+    <store>/manifest.d/             per-file commit records not yet folded into manifest.parquet
+
+Each input file is committed on its own, in three steps: its event parts and rejects are
+written under hidden temporary names (``.part-….parquet.tmp``, invisible to ``*.parquet``
+globs, to pyarrow and to Spark); a manifest record naming them is written with an atomic
+rename (the commit point); then the parts are renamed into place. :meth:`Store.recover`
+finishes committed files and deletes uncommitted ones, so a killed ingest leaves nothing half
+visible and running it again completes the job.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loaders.base import REJECT_SCHEMA
+from loaders.schema import event_schema, validate
+
+COMPRESSION = "zstd"
+UNKNOWN_DATE = "unknown"
+
+MANIFEST_SCHEMA = pa.schema([
+    ("ingest_id", pa.string()),
+    ("file_seq", pa.int64()),
+    ("path", pa.string()),
+    ("size", pa.int64()),
+    ("sha256", pa.string()),
+    ("loader", pa.string()),
+    ("status", pa.string()),
+    ("message", pa.string()),
+    ("records_read", pa.int64()),
+    ("records_loaded", pa.int64()),
+    ("records_rejected", pa.int64()),
+    ("records_duplicate", pa.int64()),
+    ("first_timestamp", pa.timestamp("us", tz="UTC")),
+    ("last_timestamp", pa.timestamp("us", tz="UTC")),
+    ("tool_version", pa.string()),
+    ("started_at", pa.timestamp("us", tz="UTC")),
+    ("finished_at", pa.timestamp("us", tz="UTC")),
+    ("parts", pa.list_(pa.string())),
+    ("rejects_file", pa.string()),
+])
+
+
+class StoreBusy(RuntimeError):
+    """Another process holds the store's write lock."""
+
+
+def new_ingest_id() -> str:
+    """Sortable, unique: UTC time then random hex, e.g. ``20261128T013000Z-3f9a1c``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes as stored (compressed files are hashed compressed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("auditlens")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _fsync_write_table(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression=COMPRESSION)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash-safety tests: die here when asked to."""
+    if os.environ.get("AUDITLENS_CRASH_AT") == name:
+        os._exit(137)
+
+
+@dataclass
+class Commit:
+    """What one input file adds to the store (the manifest row, and the staged files)."""
+
+    row: dict[str, object]
+    staged_events: Path | None
+    staged_rejects: Path | None
+
+
+class Store:
+    """A store directory. Reading needs no lock; writing takes an exclusive file lock.
+
+    Args:
+        root: the store directory (created on first write).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.events_dir = self.root / "events"
+        self.rejects_dir = self.root / "rejects"
+        self.manifest_path = self.root / "manifest.parquet"
+        self.manifest_dir = self.root / "manifest.d"
+        self.tmp_dir = self.root / ".tmp"
+        self._lock_path = self.root / ".lock"
+
+    def exists(self) -> bool:
+        return self.events_dir.is_dir() or self.manifest_path.exists()
+
+    # --- locking and recovery ---------------------------------------------------------
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold the store's exclusive write lock (recovering a dead writer's leftovers).
+
+        Raises:
+            StoreBusy: another ingest is running on this store.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreBusy(
+                    f"another auditlens process is writing to {self.root}; wait for it to "
+                    "finish or use another --store"
+                ) from None
+            self.recover()
+            yield
+        finally:
+            os.close(fd)
+
+    def recover_if_idle(self) -> None:
+        """Run :meth:`recover` if a dead ingest left temporary files and nobody writes now."""
+        if not self.root.is_dir() or not self._has_leftovers():
+            return
+        try:
+            with self.write_lock():
+                pass
+        except (StoreBusy, PermissionError, OSError):
+            return
+
+    def _has_leftovers(self) -> bool:
+        return (self.tmp_dir.exists() or any(self.manifest_dir.glob("*"))
+                or any(self.root.glob("events/*/*/.part-*.tmp"))
+                or any(self.rejects_dir.glob(".*.tmp")))
+
+    def recover(self) -> None:
+        """Finish committed files, drop uncommitted ones, fold manifest records.
+
+        Call only while holding the write lock.
+        """
+        committed: set[str] = set()
+        manifest = self.read_manifest()
+        for parts, rejects in zip(manifest.column("parts").to_pylist(),
+                                  manifest.column("rejects_file").to_pylist(), strict=True):
+            committed.update(parts or [])
+            if rejects:
+                committed.add(rejects)
+        leftovers = [*self.root.glob("events/*/*/.part-*.tmp"), *self.rejects_dir.glob(".*.tmp")]
+        for tmp in leftovers:
+            final = tmp.with_name(tmp.name[1:].removesuffix(".tmp"))
+            if str(final.relative_to(self.root)) in committed:
+                os.replace(tmp, final)
+            else:
+                tmp.unlink()
+        for stray in [*self.root.glob(".manifest*.tmp"), *self.manifest_dir.glob(".*.tmp")]:
+            stray.unlink()
+        if self.tmp_dir.exists():
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        self._fold_manifest()
+
+    # --- manifest ---------------------------------------------------------------------
+
+    def read_manifest(self) -> pa.Table:
+        """Every committed input file, one row each (manifest.parquet plus pending records)."""
+        tables = []
+        if self.manifest_path.exists():
+            tables.append(pq.read_table(self.manifest_path))
+        tables.extend(pq.read_table(p) for p in sorted(self.manifest_dir.glob("*.parquet")))
+        if not tables:
+            return MANIFEST_SCHEMA.empty_table()
+        table = pa.concat_tables([t.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA)
+                                  for t in tables])
+        keys = [f"{a}/{b}" for a, b in zip(table.column("ingest_id").to_pylist(),
+                                           table.column("file_seq").to_pylist(), strict=True)]
+        seen: set[str] = set()
+        keep = []
+        for i, key in enumerate(keys):
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        return table.take(keep) if len(keep) != table.num_rows else table
+
+    def _fold_manifest(self) -> None:
+        pending = sorted(self.manifest_dir.glob("*.parquet"))
+        if not pending:
+            return
+        table = self.read_manifest()
+        tmp = self.root / ".manifest.parquet.tmp"
+        _fsync_write_table(table, tmp)
+        os.replace(tmp, self.manifest_path)
+        for p in pending:
+            p.unlink()
+
+    def ingested_hashes(self) -> dict[str, str]:
+        """sha256 -> "N records, as PATH" for every file already in the store."""
+        m = self.read_manifest()
+        return {sha: f"{n:,} records, as {path}" for sha, n, path in zip(
+            m.column("sha256").to_pylist(), m.column("records_read").to_pylist(),
+            m.column("path").to_pylist(), strict=True)}
+
+    # --- commit -----------------------------------------------------------------------
+
+    def partition_dir(self, source: str, date: str) -> Path:
+        return self.events_dir / f"source={source}" / f"date={date}"
+
+    def part_files(self, source: str | None = None, dates: list[str] | None = None
+                   ) -> list[Path]:
+        """Committed event files, optionally of one source and some dates."""
+        src = f"source={source}" if source else "source=*"
+        if dates is None:
+            return sorted(self.events_dir.glob(f"{src}/date=*/part-*.parquet"))
+        out: list[Path] = []
+        for d in dates:
+            out.extend(sorted(self.events_dir.glob(f"{src}/date={d}/part-*.parquet")))
+        return out
+
+    def commit(self, commit: Commit) -> dict[str, object]:
+        """Commit one input file: de-duplicate its staged events against the store, write
+        its partitions and rejects, record it in the manifest. Returns the manifest row.
+
+        Call only while holding the write lock.
+        """
+        row = dict(commit.row)
+        ingest_id, seq = str(row["ingest_id"]), int(str(row["file_seq"]))
+        parts: list[str] = []
+        tmp_files: list[Path] = []
+        staged_rows = kept = 0
+        if commit.staged_events is not None:
+            staged_rows, kept = self._write_parts(commit.staged_events, str(row["loader"]),
+                                                  f"{ingest_id}-{seq:06d}", parts, tmp_files)
+        rejects_rel = None
+        if commit.staged_rejects is not None:
+            self.rejects_dir.mkdir(parents=True, exist_ok=True)
+            final = self.rejects_dir / f"{ingest_id}-{seq:06d}.parquet"
+            tmp = final.with_name("." + final.name + ".tmp")
+            os.replace(commit.staged_rejects, tmp)
+            tmp_files.append(tmp)
+            rejects_rel = str(final.relative_to(self.root))
+        row["records_loaded"] = kept
+        row["records_duplicate"] = int(str(row["records_duplicate"])) + staged_rows - kept
+        row["parts"] = parts
+        row["rejects_file"] = rejects_rel
+        row["finished_at"] = datetime.now(UTC)
+        self.manifest_dir.mkdir(parents=True, exist_ok=True)
+        record = self.manifest_dir / f"{ingest_id}-{seq:06d}.parquet"
+        tmp_record = record.with_name("." + record.name + ".tmp")
+        _fsync_write_table(pa.Table.from_pylist([row], schema=MANIFEST_SCHEMA), tmp_record)
+        _crash_point("before-commit")
+        os.replace(tmp_record, record)  # the commit point
+        _crash_point("after-commit")
+        for tmp in tmp_files:
+            os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
+        return row
+
+    def _write_parts(self, staged: Path, source: str, stem: str, parts: list[str],
+                     tmp_files: list[Path]) -> tuple[int, int]:
+        import duckdb
+
+        schema = event_schema()
+        staged_rows = pq.ParquetFile(staged).metadata.num_rows
+        if staged_rows == 0:
+            return 0, 0
+        con = duckdb.connect(config={"threads": 2, "memory_limit": "2GB",
+                                     "temp_directory": str(self.tmp_dir / "duckdb")})
+        try:
+            con.execute("SET TimeZone='UTC'")
+            dates = [r[0] for r in con.execute(
+                "SELECT DISTINCT coalesce(strftime(timestamp, '%Y-%m-%d'), ?) "
+                "FROM read_parquet(?)", [UNKNOWN_DATE, str(staged)]).fetchall()]
+            existing = [str(p) for p in self.part_files(source, dates)]
+            anti = ("ANTI JOIN read_parquet($existing, union_by_name=true) e "
+                    "ON s.event_uid = e.event_uid") if existing else ""
+            query = (f"SELECT s.* FROM read_parquet($staged) s {anti} "
+                     "QUALIFY row_number() OVER (PARTITION BY s.event_uid "
+                     "ORDER BY s.source_line) = 1 ORDER BY s.timestamp, s.source_line")
+            params: dict[str, object] = {"staged": str(staged)}
+            if existing:
+                params["existing"] = existing
+            reader = con.sql(query, params=params).to_arrow_reader(100_000)
+            writers: dict[str, pq.ParquetWriter] = {}
+            kept = 0
+            try:
+                for batch in reader:
+                    table = validate(batch, schema)
+                    kept += table.num_rows
+                    days = pc.fill_null(pc.strftime(table.column("timestamp"), "%Y-%m-%d"),
+                                        UNKNOWN_DATE)
+                    for day in pc.unique(days).to_pylist():
+                        writer = writers.get(day)
+                        if writer is None:
+                            directory = self.partition_dir(source, day)
+                            directory.mkdir(parents=True, exist_ok=True)
+                            final = directory / f"part-{stem}-{len(writers):03d}.parquet"
+                            tmp = directory / f".{final.name}.tmp"
+                            writer = pq.ParquetWriter(tmp, schema, compression=COMPRESSION)
+                            writers[day] = writer
+                            tmp_files.append(tmp)
+                            parts.append(str(final.relative_to(self.root)))
+                        writer.write_table(table.filter(pc.equal(days, day)))
+            finally:
+                for writer in writers.values():
+                    writer.close()
+            for tmp in tmp_files:
+                fd = os.open(tmp, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+            return staged_rows, kept
+        finally:
+            con.close()
+
+
+def write_staged(tables: Iterator[tuple[str, pa.Table]], directory: Path, stem: str
+                 ) -> tuple[Path | None, Path | None]:
+    """Write a file run's event and reject tables to staging Parquet files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ev_path, rj_path = directory / f"{stem}.events.parquet", directory / f"{stem}.rejects.parquet"
+    ev_writer = rj_writer = None
+    try:
+        for kind, table in tables:
+            if kind == "events":
+                if ev_writer is None:
+                    ev_writer = pq.ParquetWriter(ev_path, event_schema(), compression="lz4")
+                ev_writer.write_table(table)
+            else:
+                if rj_writer is None:
+                    rj_writer = pq.ParquetWriter(rj_path, REJECT_SCHEMA, compression=COMPRESSION)
+                rj_writer.write_table(table)
+    finally:
+        if ev_writer is not None:
+            ev_writer.close()
+        if rj_writer is not None:
+            rj_writer.close()
+    return (ev_path if ev_writer else None), (rj_path if rj_writer else None)

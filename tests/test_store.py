@@ -1,0 +1,199 @@
+"""The evidence store: layout, counts, idempotence, de-duplication, crash safety, readers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from analysis import read_events, read_manifest, read_rejects
+from loaders.ingest import ingest
+from loaders.schema import event_schema
+from loaders.store import Store
+from tests.helpers import K8S_AUDIT, write_k8s_copy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _store_state(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Store content independent of ingest ids and part names: events and manifest counts."""
+    ev = read_events(root).drop(columns=["ingest_id"]).sort_values("event_uid")
+    ev = ev.reset_index(drop=True)
+    m = read_manifest(root)[["path", "sha256", "loader", "status", "records_read",
+                             "records_loaded", "records_rejected", "records_duplicate"]]
+    return ev, m.sort_values("path").reset_index(drop=True)
+
+
+def test_ingest_writes_partitions_manifest_and_rejects(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    report = ingest(store, [K8S_AUDIT])
+    [f] = report.files
+    assert (f.status, f.loader, f.read, f.loaded, f.rejected, f.duplicate) == (
+        "ingested", "k8s_audit", 52, 49, 1, 2)
+    days = {p.parent.name: pq.ParquetFile(p).metadata.num_rows for p in store.part_files()}
+    assert days == {"date=2018-10-25": 7, "date=2018-10-26": 38, "date=2020-03-24": 1,
+                    "date=2020-04-21": 3}
+    for part in store.part_files():
+        assert pq.ParquetFile(part).schema_arrow == event_schema()
+        assert pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "ZSTD"
+    m = read_manifest(store.root)
+    assert len(m) == 1
+    assert m.loc[0, "sha256"] == hashlib.sha256(K8S_AUDIT.read_bytes()).hexdigest()
+    assert m.loc[0, "size"] == K8S_AUDIT.stat().st_size
+    assert str(m.loc[0, "first_timestamp"]) == "2018-10-25 13:58:49.736141+00:00"
+    assert str(m.loc[0, "last_timestamp"]) == "2020-04-21 17:58:49.696309+00:00"
+    rj = read_rejects(store.root)
+    assert rj[["source_line", "reason", "excerpt"]].values.tolist() == [
+        [49, "not a Kubernetes audit Event (no auditID)", '{"kind":0}']]
+    assert not list(store.root.rglob("*.tmp")) and not (store.root / ".tmp").exists()
+
+
+def test_same_directory_twice_stores_nothing_new(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    shutil.copy(K8S_AUDIT, evidence / "audit.jsonl")
+    (evidence / "notes.txt").write_text("case notes, not a log\n")
+    store = Store(tmp_path / "store")
+    first = ingest(store, [evidence])
+    assert [(f.status, f.loaded) for f in first.files] == [("ingested", 49), ("skipped", 0)]
+    assert "no loader recognises this file" in first.files[1].message
+    before = sorted(p.name for p in store.root.rglob("*.parquet"))
+    again = ingest(store, [evidence])
+    assert [(f.status, f.loaded) for f in again.files] == [("skipped", 0), ("skipped", 0)]
+    assert "already in the store (52 records" in again.files[0].message
+    assert sorted(p.name for p in store.root.rglob("*.parquet")) == before
+
+
+def test_overlapping_exports_count_duplicates(tmp_path: Path) -> None:
+    full = tmp_path / "full.jsonl"
+    write_k8s_copy(full, "overlap")
+    lines = full.read_text().splitlines()
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(lines[:30]) + "\n")
+    b.write_text("\n".join([*lines[20:], "{broken"]) + "\n")  # lines 21-30 overlap
+    store = Store(tmp_path / "store")
+    report = ingest(store, [a, b])
+    got = [(f.read, f.loaded, f.rejected, f.duplicate) for f in report.files]
+    assert got == [(30, 30, 0, 0), (30, 19, 1, 10)]
+    assert len(read_events(store.root)) == 49
+    for f in report.files:
+        assert f.read == f.loaded + f.rejected + f.duplicate
+
+
+def test_read_events_filters_and_columns(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    ingest(store, [K8S_AUDIT])
+    df = read_events(store.root, columns=["timestamp", "user", "action", "target"],
+                     where="category = 'session'")
+    assert list(df.columns) == ["timestamp", "user", "action", "target"]
+    assert df.values.tolist() == [
+        [pd.Timestamp("2018-10-26 13:38:34.902914+00:00"), "minikube-user",
+         "create pods/exec", "default/pods/nginx-deployment-7998647bdf-phvq7/exec"],
+        [pd.Timestamp("2018-10-26 13:42:46.808261+00:00"), "minikube-user",
+         "create pods/attach", "default/pods/nginx-deployment-7998647bdf-phvq7/attach"],
+    ]
+    day = read_events(store.root, start="2018-10-26", end="2018-10-27")
+    assert len(day) == 38 and day["timestamp"].is_monotonic_increasing
+    assert len(read_events(store.root, sources=["linux_auth"])) == 0
+    assert list(read_events(store.root, sources=["nope"]).columns) == event_schema().names
+    assert str(read_events(store.root)["timestamp"].dtype) == "datetime64[us, UTC]"
+    with pytest.raises(KeyError, match="bogus"):
+        read_events(store.root, columns=["bogus"])
+
+
+def test_readers_tolerate_files_without_newer_columns(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    ingest(store, [K8S_AUDIT])
+    part = store.part_files()[0]
+    table = pq.read_table(part)
+    pq.write_table(table.drop_columns(["k8s_verb", "parse_warning"]), part)
+    df = read_events(store.root)
+    assert len(df) == 49 and list(df.columns) == event_schema().names
+    assert df["k8s_verb"].isna().sum() == 7
+
+
+def test_plain_duckdb_and_pyarrow_read_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    ingest(store, [K8S_AUDIT])
+    glob = str(store.root / "events" / "**" / "*.parquet")
+    assert duckdb.sql(f"SELECT count(*), count(DISTINCT event_uid) FROM read_parquet('{glob}')"
+                      ).fetchall() == [(49, 49)]
+    dataset = ds.dataset(store.root / "events", format="parquet", partitioning="hive")
+    assert dataset.count_rows() == 49
+    assert set(dataset.to_table(columns=["date"]).column("date").to_pylist()) == {
+        "2018-10-25", "2018-10-26", "2020-03-24", "2020-04-21"}
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=ROOT, text=True,
+                          capture_output=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.mark.parametrize("point", ["before-commit", "after-commit"])
+def test_crash_at_commit_points_then_rerun_equals_clean_run(tmp_path: Path, point: str) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(3):
+        write_k8s_copy(inputs / f"f{i}.jsonl", f"t{i}")
+    clean, crashed = tmp_path / "clean", tmp_path / "crashed"
+    assert _cli("ingest", str(inputs), "--store", str(clean)).returncode == 0
+    died = _cli("ingest", str(inputs), "--store", str(crashed),
+                env={"AUDITLENS_CRASH_AT": point})
+    assert died.returncode == 137
+    assert _cli("ingest", str(inputs), "--store", str(crashed)).returncode == 0
+    ev_a, m_a = _store_state(clean)
+    ev_b, m_b = _store_state(crashed)
+    pd.testing.assert_frame_equal(ev_a, ev_b)
+    pd.testing.assert_frame_equal(m_a, m_b)
+    assert len(ev_a) == 3 * 49
+    assert not list(crashed.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_sigkill_midway_then_rerun_equals_clean_run(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(12):
+        write_k8s_copy(inputs / f"f{i:02d}.jsonl", f"k{i}", repeat=40)
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    assert _cli("ingest", str(inputs), "--store", str(clean)).returncode == 0
+    for delay, jobs in ((1.5, "1"), (2.5, "2")):
+        proc = subprocess.Popen([sys.executable, "-m", "analysis.cli", "ingest", str(inputs),
+                                 "--store", str(killed), "--jobs", jobs], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _cli("ingest", str(inputs), "--store", str(killed)).returncode == 0
+    ev_a, m_a = _store_state(clean)
+    ev_b, m_b = _store_state(killed)
+    pd.testing.assert_frame_equal(ev_a, ev_b)
+    pd.testing.assert_frame_equal(m_a, m_b)
+
+
+def test_parallel_ingest_gives_the_same_store(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):
+        write_k8s_copy(inputs / f"f{i}.jsonl", f"p{i}")
+    shutil.copy(K8S_AUDIT, inputs / "orig.jsonl")
+    serial, parallel = Store(tmp_path / "s"), Store(tmp_path / "p")
+    ingest(serial, [inputs])
+    report = ingest(parallel, [inputs], jobs=2)
+    assert [f.status for f in report.files] == ["ingested"] * 5
+    ev_a, m_a = _store_state(serial.root)
+    ev_b, m_b = _store_state(parallel.root)
+    pd.testing.assert_frame_equal(ev_a, ev_b)
+    pd.testing.assert_frame_equal(m_a, m_b)
