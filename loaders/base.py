@@ -104,7 +104,14 @@ class Source:
         self.head = head
         self.options = options
         self.warnings: list[str] = []
+        self.stopped = False
         self._progress = progress
+
+    def stop(self) -> None:
+        """Ask the readers to end as if at end of file, so a loader still flushes the records
+        it holds (stage merging, multi-line assembly) before its iteration ends. Loaders
+        that read :meth:`binary` themselves check :attr:`stopped`."""
+        self.stopped = True
 
     @contextmanager
     def binary(self) -> Iterator[BinaryIO]:
@@ -118,13 +125,19 @@ class Source:
     def lines(self) -> Iterator[Line]:
         """The file's lines (see :func:`loaders.inputs.iter_lines`)."""
         with self.binary() as fh:
-            yield from iter_lines(fh, self.head)
+            for line in iter_lines(fh, self.head):
+                if self.stopped:
+                    return
+                yield line
 
     def json_records(self) -> Iterator[JsonRecord]:
         """The file's JSON values in any export shape (see :mod:`loaders.jsonreader`)."""
         with self.binary() as fh:
             reader = JsonReader(fh, self.head)
-            yield from reader
+            for record in reader:
+                if self.stopped:
+                    return
+                yield record
             self.warnings.extend(reader.warnings)
 
 
@@ -314,8 +327,8 @@ class FileRun:
                 rejects.append({"ingest_id": self.ingest_id, "source": name,
                                 "source_file": self.file.display, "source_line": item.line,
                                 "reason": item.reason, "excerpt": excerpt(item.raw)})
-                if self._too_many_rejects(consecutive, item):
-                    break
+                if not self.src.stopped and self._too_many_rejects(consecutive, item):
+                    self.src.stop()
                 if len(rejects) >= self.options.batch_size:
                     yield "rejects", pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
                     rejects = []

@@ -119,19 +119,26 @@ def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
 
 
 def detect_encoding(head: bytes) -> str:
-    """``utf-16-le``/``utf-16-be`` (by BOM, or NUL pattern without BOM), else ``utf-8``."""
+    """``utf-16`` by BOM, ``utf-16-le``/``-be`` when text starts with ASCII/NUL pairs (no BOM),
+    else ``utf-8``. Binary formats (EVTX, Parquet) do not match: they start with magic bytes.
+    """
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    sample = head[:512]
-    if len(sample) >= 4:
-        odd_nuls = sample[1::2].count(0)
-        even_nuls = sample[0::2].count(0)
-        half = len(sample) // 2
-        if odd_nuls > half * 0.6 and even_nuls < half * 0.1:
+    start = head[:8]
+    if len(start) == 8:
+        if all(0x09 <= b < 0x7F for b in start[0::2]) and not any(start[1::2]):
             return "utf-16-le"
-        if even_nuls > half * 0.6 and odd_nuls < half * 0.1:
+        if all(0x09 <= b < 0x7F for b in start[1::2]) and not any(start[0::2]):
             return "utf-16-be"
     return "utf-8"
+
+
+def sniff_head(head: bytes) -> bytes:
+    """The head as loaders' ``sniff`` sees it: UTF-16 text transcoded to UTF-8, BOM removed;
+    any other bytes unchanged (binary formats keep their magic)."""
+    if detect_encoding(head) != "utf-8":
+        return text_head(head).encode("utf-8")
+    return head.removeprefix(codecs.BOM_UTF8)
 
 
 def text_head(head: bytes) -> str:

@@ -112,14 +112,15 @@ class JsonReader:
                         and len(self._buf) - self._pos < self._max and self._fill()):
                     continue
                 line = start_line + self._buf.count("\n", self._pos, exc.pos)
-                return self._bad(start_line, f"invalid JSON: {exc.msg} (at line {line})")
+                return self._bad(start_line, f"invalid JSON: {exc.msg} (at line {line})",
+                                 exc.pos)
             except RecursionError:
                 return self._bad(start_line, "invalid JSON: nested too deeply")
             text = self._buf[self._pos:end]
             self._advance(end)
             return JsonRecord(start_line, text, value)
 
-    def _bad(self, start_line: int, reason: str) -> JsonRecord:
+    def _bad(self, start_line: int, reason: str, error_pos: int = -1) -> JsonRecord:
         """Skip to the next line that starts a value at this value's indentation."""
         line_start = self._buf.rfind("\n", 0, self._pos) + 1
         prefix = self._buf[line_start:self._pos]
@@ -134,6 +135,9 @@ class JsonReader:
                 end = len(self._buf)
                 break
         text = self._buf[self._pos:end]
+        if error_pos >= end:  # the decoder ran on into the next record: this one is cut short
+            next_line = start_line + text.count("\n")
+            reason = f"invalid JSON: incomplete value (the next record starts at line {next_line})"
         self._advance(end)
         return JsonRecord(start_line, text, None, reason)
 
