@@ -172,7 +172,26 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("\nreject reasons:", file=out)
         _table([[r.source, f"{r.count:,}", r.reason] for r in reasons.head(20).itertuples()],
                ["source", "count", "reason"], out)
+    if args.verify:
+        return _verify(store, out)
     return 0
+
+
+def _verify(store: Any, out: TextIO) -> int:
+    from loaders.verify import verify_store
+
+    report = verify_store(store)
+    print(f"\nverify: {report.parts_checked} stored files checked, {report.inputs_checked} "
+          f"inputs re-hashed ({report.inputs_absent} no longer present)", file=out)
+    for p in report.problems:
+        print(f"PROBLEM {p.kind}: {safe(p.path)}: {safe(p.detail)}", file=out)
+    if report.ok:
+        print("verify: OK, the store and the inputs present match the manifest", file=out)
+        return 0
+    print(f"auditlens: verify found {len(report.problems)} problems; do not rely on the "
+          "files listed; re-ingest from the original evidence into a new store",
+          file=sys.stderr)
+    return 1
 
 
 # --- parser ---------------------------------------------------------------------------
@@ -210,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_store(sub.add_parser("info", help="counts per source and day, time range, "
                                   "input files and rejects"))
+    p.add_argument("--verify", action="store_true",
+                   help="also check every stored file against its recorded SHA-256 and "
+                   "re-hash the original inputs that are still present")
     p.set_defaults(func=cmd_info)
     return parser
 

@@ -58,7 +58,16 @@ MANIFEST_SCHEMA = pa.schema([
     ("finished_at", pa.timestamp("us", tz="UTC")),
     ("parts", pa.list_(pa.string())),
     ("rejects_file", pa.string()),
+    ("parts_sha256", pa.list_(pa.string())),
+    ("rejects_sha256", pa.string()),
 ])
+
+
+def _conform_manifest(table: pa.Table) -> pa.Table:
+    """A manifest table in the current schema (older stores lack newer columns)."""
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
+            else pa.nulls(table.num_rows, f.type) for f in MANIFEST_SCHEMA]
+    return pa.Table.from_arrays(cols, schema=MANIFEST_SCHEMA)
 
 
 class StoreBusy(RuntimeError):
@@ -95,6 +104,12 @@ def _fsync_write_table(table: pa.Table, path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _tmp_name(rel: str) -> str:
+    """The hidden temporary name a final store path is written under first."""
+    head, _, name = rel.rpartition("/")
+    return f"{head}/.{name}.tmp" if head else f".{name}.tmp"
 
 
 def _crash_point(name: str) -> None:
@@ -205,8 +220,7 @@ class Store:
         tables.extend(pq.read_table(p) for p in sorted(self.manifest_dir.glob("*.parquet")))
         if not tables:
             return MANIFEST_SCHEMA.empty_table()
-        table = pa.concat_tables([t.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA)
-                                  for t in tables])
+        table = pa.concat_tables([_conform_manifest(t) for t in tables])
         keys = [f"{a}/{b}" for a, b in zip(table.column("ingest_id").to_pylist(),
                                            table.column("file_seq").to_pylist(), strict=True)]
         seen: set[str] = set()
@@ -277,6 +291,9 @@ class Store:
         row["records_duplicate"] = int(str(row["records_duplicate"])) + staged_rows - kept
         row["parts"] = parts
         row["rejects_file"] = rejects_rel
+        hashes = {str(t.relative_to(self.root)): sha256_file(t) for t in tmp_files}
+        row["parts_sha256"] = [hashes[_tmp_name(p)] for p in parts]
+        row["rejects_sha256"] = hashes[_tmp_name(rejects_rel)] if rejects_rel else None
         row["finished_at"] = datetime.now(UTC)
         self.manifest_dir.mkdir(parents=True, exist_ok=True)
         record = self.manifest_dir / f"{ingest_id}-{seq:06d}.parquet"
@@ -297,7 +314,7 @@ class Store:
         staged_rows = pq.ParquetFile(staged).metadata.num_rows
         if staged_rows == 0:
             return 0, 0
-        con = duckdb.connect(config={"threads": 2, "memory_limit": "2GB",
+        con = duckdb.connect(config={"threads": 2, "memory_limit": "512MB",
                                      "temp_directory": str(self.tmp_dir / "duckdb")})
         try:
             con.execute("SET TimeZone='UTC'")
@@ -305,15 +322,22 @@ class Store:
                 "SELECT DISTINCT coalesce(strftime(timestamp, '%Y-%m-%d'), ?) "
                 "FROM read_parquet(?)", [UNKNOWN_DATE, str(staged)]).fetchall()]
             existing = [str(p) for p in self.part_files(source, dates)]
+            # Keep the first row of each event_uid in the file (the GROUP BY reads only the
+            # uid column, so memory stays small), minus uids already stored in the same
+            # partitions. No global sort: rows keep the loader's (time) order.
             anti = ("ANTI JOIN read_parquet($existing, union_by_name=true) e "
                     "ON s.event_uid = e.event_uid") if existing else ""
-            query = (f"SELECT s.* FROM read_parquet($staged) s {anti} "
-                     "QUALIFY row_number() OVER (PARTITION BY s.event_uid "
-                     "ORDER BY s.source_line) = 1 ORDER BY s.timestamp, s.source_line")
+            query = (
+                "WITH firsts AS (SELECT min(file_row_number) AS n FROM "
+                "read_parquet($staged, file_row_number=true) GROUP BY event_uid) "
+                "SELECT s.* EXCLUDE (file_row_number) "
+                "FROM read_parquet($staged, file_row_number=true) s "
+                f"SEMI JOIN firsts f ON s.file_row_number = f.n {anti}"
+            )
             params: dict[str, object] = {"staged": str(staged)}
             if existing:
                 params["existing"] = existing
-            reader = con.sql(query, params=params).to_arrow_reader(100_000)
+            reader = con.sql(query, params=params).to_arrow_reader(50_000)
             writers: dict[str, pq.ParquetWriter] = {}
             kept = 0
             try:

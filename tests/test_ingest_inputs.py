@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import stat
 import tarfile
@@ -105,7 +104,7 @@ def test_a_long_bad_run_stops_the_file_but_keeps_what_loaded(tmp_path: Path) -> 
 def test_ambiguous_and_unknown_formats_are_explained() -> None:
     with pytest.raises(loaders.UnrecognizedFormat, match="--format NAME"):
         loaders.detect(b"just some text\n")
-    with pytest.raises(loaders.UnknownFormat, match="known formats: .*k8s_audit"):
+    with pytest.raises(loaders.UnknownFormat, match=r"known formats: .*k8s_audit"):
         loaders.get_loader("nope")
 
 
@@ -120,5 +119,5 @@ def test_utf16_and_invalid_utf8_lines(tmp_path: Path) -> None:
     result = loaders.load(bad)
     assert result.counts.loaded == 1
     assert result.events.loc[0, "user"] == "system:anon\ufffdymous"
-    with io.open(bad, "rb") as fh:
+    with open(bad, "rb") as fh:
         assert b"\xff" in fh.read()

@@ -51,8 +51,8 @@ def test_ingest_writes_partitions_manifest_and_rejects(tmp_path: Path) -> None:
     assert len(m) == 1
     assert m.loc[0, "sha256"] == hashlib.sha256(K8S_AUDIT.read_bytes()).hexdigest()
     assert m.loc[0, "size"] == K8S_AUDIT.stat().st_size
-    assert str(m.loc[0, "first_timestamp"]) == "2018-10-25 13:58:49.736141+00:00"
-    assert str(m.loc[0, "last_timestamp"]) == "2020-04-21 17:58:49.696309+00:00"
+    assert str(m.loc[0, "first_timestamp"]) == "2018-10-25 13:58:49.730588+00:00"
+    assert str(m.loc[0, "last_timestamp"]) == "2020-04-21 17:58:49.691845+00:00"
     rj = read_rejects(store.root)
     assert rj[["source_line", "reason", "excerpt"]].values.tolist() == [
         [49, "not a Kubernetes audit Event (no auditID)", '{"kind":0}']]
@@ -98,7 +98,7 @@ def test_read_events_filters_and_columns(tmp_path: Path) -> None:
                      where="category = 'session'")
     assert list(df.columns) == ["timestamp", "user", "action", "target"]
     assert df.values.tolist() == [
-        [pd.Timestamp("2018-10-26 13:38:34.902914+00:00"), "minikube-user",
+        [pd.Timestamp("2018-10-26 13:38:34.867116+00:00"), "minikube-user",
          "create pods/exec", "default/pods/nginx-deployment-7998647bdf-phvq7/exec"],
         [pd.Timestamp("2018-10-26 13:42:46.808261+00:00"), "minikube-user",
          "create pods/attach", "default/pods/nginx-deployment-7998647bdf-phvq7/attach"],
