@@ -1,0 +1,217 @@
+"""Assembling audit records into events, and the multi-record parts of an event.
+
+Records of one event share ``msg=audit(<time>:<serial>)`` (and ``node=``). They usually come
+together, but kernel and user-space records interleave and arrive out of order, so the
+:class:`Assembler` keeps a bounded window of open events: an event is complete at its EOE
+record, or once ``window`` later records have passed. Memory stays bounded by the window
+whatever the file size. There is deliberately no time-gap rule: the clock in a log jumps
+(merged files, sorted extracts), and a record count is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from loaders.linux_auditd_fields import EMPTY_VALUES, Record, decode_value, hex_bytes
+
+Key = tuple[str | None, str, str, str]
+
+WINDOW_RECORDS = 1000
+_RECENT_KEYS = 20_000
+
+
+@dataclass(slots=True)
+class Event:
+    """The records of one (node, time, serial), in arrival order.
+
+    Attributes:
+        key: (node, seconds, fraction, serial) as written.
+        records: its records, EOE excluded.
+        lines: the raw lines of every record (EOE included), in input order.
+        first_line: line of its first record.
+        start: running record count when it was opened (for the window).
+        fragment: 0 normally; N for the N-th late piece of an event already emitted.
+    """
+
+    key: Key
+    records: list[Record] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    first_line: int = 0
+    start: int = 0
+    fragment: int = 0
+
+    def native_id(self) -> str:
+        """node + time + serial (+ ``#N`` for a late fragment)."""
+        node, sec, frac, serial = self.key
+        base = f"{node or ''}:{sec}.{frac}:{serial}"
+        return f"{base}#{self.fragment}" if self.fragment else base
+
+
+class Assembler:
+    """Group records into events with a bounded window.
+
+    Args:
+        window: an open event is emitted once this many records followed its first one.
+    """
+
+    def __init__(self, window: int = WINDOW_RECORDS) -> None:
+        self.window = window
+        self._open: dict[Key, Event] = {}
+        self._count = 0
+        # recently emitted keys -> fragments seen (insertion-ordered, trimmed in bulk), so
+        # a very late record becomes a flagged fragment instead of a second "whole" event
+        self._recent: dict[Key, int] = {}
+
+    def add(self, rec: Record) -> list[Event]:
+        """Add one record.
+
+        Args:
+            rec: the record.
+
+        Returns:
+            The events it completes (EOE) or pushes out of the window, usually none.
+        """
+        self._count += 1
+        key = (rec.node, rec.sec, rec.frac, rec.serial)
+        ev = self._open.get(key)
+        if ev is None:
+            ev = Event(key, [], [], rec.line, self._count)
+            fragment = self._recent.get(key)
+            if fragment is not None:
+                ev.fragment = fragment + 1
+            self._open[key] = ev
+        ev.lines.append(rec.text)
+        done: list[Event] = []
+        if rec.type == "EOE":
+            done.append(self._close(key))
+        else:
+            ev.records.append(rec)
+        opened = self._open
+        while opened:
+            head = next(iter(opened.values()))
+            if self._count - head.start < self.window:
+                break
+            done.append(self._close(head.key))
+        return done
+
+    def flush(self) -> list[Event]:
+        """Emit every event still open (end of file)."""
+        return [self._close(key) for key in list(self._open)]
+
+    def _close(self, key: Key) -> Event:
+        ev = self._open.pop(key)
+        recent = self._recent
+        recent.pop(key, None)
+        recent[key] = ev.fragment
+        if len(recent) > 2 * _RECENT_KEYS:
+            self._recent = dict(list(recent.items())[-_RECENT_KEYS:])
+        return ev
+
+
+def _arg_bytes(value: str) -> bytes:
+    if value[:1] == '"':
+        return value.strip('"').encode("utf-8", "surrogateescape")
+    raw = hex_bytes(value)
+    return raw if raw is not None else value.encode("utf-8", "surrogateescape")
+
+
+def assemble_argv(execve: list[Record]) -> tuple[list[str], list[str]]:
+    """The argument vector of EXECVE records, with what is missing.
+
+    Handles ``argc`` with ``a0..aN`` spread over several records, quoted or hex values, and
+    long arguments split into ``aN_len`` / ``aN[i]`` chunks (joined as bytes, then decoded,
+    so a chunk boundary inside a UTF-8 character does no harm).
+
+    Args:
+        execve: the event's EXECVE records in arrival order.
+
+    Returns:
+        (arguments, problems): missing arguments are left out and named in problems.
+    """
+    argc: int | None = None
+    single: dict[int, str] = {}
+    chunks: dict[int, dict[int, str]] = {}
+    lengths: dict[int, int] = {}
+    for rec in execve:
+        for key, value in rec.fields.items():
+            if key == "argc":
+                argc = int(value) if value.isdigit() else None
+            elif key[:1] == "a" and key[1:2].isdigit():
+                if key.endswith("_len"):
+                    idx = key[1:-4]
+                    if idx.isdigit() and value.isdigit():
+                        lengths[int(idx)] = int(value)
+                elif key.endswith("]"):
+                    idx, _, part = key[1:-1].partition("[")
+                    if idx.isdigit() and part.isdigit():
+                        chunks.setdefault(int(idx), {})[int(part)] = value
+                elif key[1:].isdigit():
+                    single[int(key[1:])] = value
+    present = sorted({*single, *chunks})
+    count = argc if argc is not None else (present[-1] + 1 if present else 0)
+    args: list[str] = []
+    problems: list[str] = []
+    if argc is None:
+        problems.append("EXECVE without argc")
+    # walk the arguments that are there (argc comes from the log and may be hostile)
+    for i in present:
+        if i >= count:
+            problems.append(f"argument a{i} beyond argc={count}")
+            break
+        if i in single:
+            args.append(_arg_bytes(single[i]).decode("utf-8", "replace"))
+            continue
+        parts = chunks[i]
+        order = sorted(parts)
+        written = sum(len(parts[p].strip('"')) for p in order)
+        if order != list(range(len(order))) or written < lengths.get(i, 0):
+            problems.append(f"argument a{i} is missing chunks")
+        args.append(b"".join(_arg_bytes(parts[p]) for p in order).decode("utf-8", "replace"))
+    missing = [i for i in range(min(count, len(present) + 3)) if i not in single
+               and i not in chunks]
+    if len(args) < count:
+        names = ", ".join(f"a{i}" for i in missing[:3])
+        problems.append(f"argument {names} is missing" if count - len(args) == 1 else
+                        f"{count - len(args)} of {count} arguments missing ({names}…)")
+    return args, problems
+
+
+_PATH_KEYS = ("name", "nametype", "objtype", "inode", "dev", "mode", "ouid", "ogid")
+
+
+def path_items(paths: list[Record]) -> list[dict[str, str | None]]:
+    """PATH records as compact dicts (item, name, nametype, inode, mode, owner), by item."""
+    items = []
+    for rec in paths:
+        f = rec.fields
+        entry: dict[str, str | None] = {"item": f.get("item")}
+        for key in _PATH_KEYS:
+            if key in f:
+                entry[key] = decode_value(key, f[key]) if key == "name" else \
+                    (None if f[key] in EMPTY_VALUES else f[key])
+        if "OUID" in rec.enriched:
+            entry["ouid_name"] = rec.enriched["OUID"]
+        items.append(entry)
+    items.sort(key=_item_number)
+    return items
+
+
+def _item_number(entry: dict[str, str | None]) -> int:
+    item = entry.get("item") or ""
+    return int(item) if item.isdigit() else 1 << 30
+
+
+def path_target(items: list[dict[str, str | None]]) -> str | None:
+    """The object a file syscall acted on: the first named non-PARENT item, else the first."""
+    named = [e for e in items if e.get("name")]
+    for entry in named:
+        kind = entry.get("nametype") or entry.get("objtype")
+        if kind != "PARENT":
+            return entry["name"]
+    return named[0]["name"] if named else None
+
+
+def to_json(value: object) -> str:
+    """Compact JSON for list-valued extra columns."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,244 @@
+"""Reading one auditd record line: header, ``key=value`` fields, value decoding.
+
+A record is ``[node=NAME ]type=TYPE msg=audit(SEC.MSEC:SERIAL): key=value ...``, optionally
+followed (ENRICHED log format) by a 0x1d byte and the interpreted fields in UPPERCASE
+(``UID="root" SYSCALL=execve``). User-space records nest their own fields in
+``msg='...'``. Untrusted strings are either double-quoted or hex-encoded (upper-case hex);
+``(null)``, ``?`` and ``(none)`` mean "no value".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+
+_HEADER = re.compile(
+    r"(?:node=(?P<node>\S+) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
+    r"msg=audit\((?P<sec>\d+)\.(?P<frac>\d+):(?P<serial>\d+)\):?"
+)
+# key=value where value is "double quoted", 'single quoted' (a nested user message) or bare
+_PAIR = re.compile(r"(?:^|(?<=[\s(]))([A-Za-z_][\w\-]*(?:\[\d+\])?)=(\"[^\"]*\"?|'[^']*'?|\S*)")
+_HEX = re.compile(r"(?:[0-9A-F]{2})+")
+_AVC = re.compile(r"avc:\s+(\w+)\s+\{([^}]*)\}")
+ENRICH_SEP = "\x1d"
+
+# fields the kernel and libaudit write as untrusted strings (quoted, or hex when they
+# hold spaces, quotes or control bytes)
+ENCODED_FIELDS = frozenset({
+    "acct", "cmd", "comm", "cwd", "data", "dir", "exe", "file", "grp", "key", "name",
+    "new-grp", "new_group", "old-grp", "path", "proctitle", "root_dir", "saddr", "sw",
+    "vm", "vm-ctx", "watch", "new-name", "old-name",
+})
+EMPTY_VALUES = frozenset({"", "?", "(null)", "(none)", "(unknown)"})
+UNSET_ID = "4294967295"
+
+
+@dataclass(slots=True)
+class Record:
+    """One audit record line.
+
+    Attributes:
+        node: the ``node=`` prefix (host name), or None.
+        type: the record type, e.g. ``SYSCALL``.
+        sec, frac, serial: the ``msg=audit(sec.frac:serial)`` stamp as written.
+        fields: raw field values (quotes kept, so decoding knows what was hex).
+        enriched: the interpreted UPPERCASE fields after 0x1d, unquoted.
+        line: line number in the file.
+        text: the line as read.
+        warning: set when the line's bytes were not valid UTF-8 (replaced).
+    """
+
+    node: str | None
+    type: str
+    sec: str
+    frac: str
+    serial: str
+    fields: dict[str, str]
+    enriched: dict[str, str]
+    line: int
+    text: str
+    warning: str | None = None
+
+
+def parse_record(text: str, line: int) -> Record | None:
+    """Split a line into an audit :class:`Record`; None when it has no audit header.
+
+    Args:
+        text: the line.
+        line: its number.
+
+    Returns:
+        The record, or None if the line is not an audit record.
+    """
+    m = _HEADER.match(text)
+    if m is None:
+        return None
+    body = text[m.end():]
+    enriched: dict[str, str] = {}
+    sep = body.find(ENRICH_SEP)
+    if sep >= 0:
+        for key, value in _PAIR.findall(body[sep + 1:]):
+            enriched[key] = _unquote(value)
+        body = body[:sep]
+    fields = split_fields(body)
+    return Record(m["node"], m["type"], m["sec"], m["frac"], m["serial"], fields, enriched,
+                  line, text)
+
+
+def split_fields(body: str) -> dict[str, str]:
+    """``key=value`` pairs of a record body; a nested ``msg='...'`` is flattened into it.
+
+    Outer fields win over nested ones of the same name. In the nested user-space message,
+    bare values lose a trailing ``,`` or unbalanced ``)`` (old PAM format
+    ``(hostname=?, addr=?, terminal=cron res=success)``).
+
+    Args:
+        body: the text after the ``msg=audit(...):`` stamp.
+
+    Returns:
+        Field name to value as written (quotes kept).
+    """
+    out = dict(_PAIR.findall(body))
+    nested = out.get("msg")
+    if nested is not None and nested[:1] == "'":
+        del out["msg"]
+        for key, value in _PAIR.findall(nested.strip("'")):
+            if value and value[0] != '"':
+                if value[-1] == ",":
+                    value = value[:-1]
+                if value[-1:] == ")" and "(" not in value:
+                    value = value[:-1]
+            out.setdefault(key, value)
+    if "avc:" in body:
+        m = _AVC.search(body)
+        if m:
+            out.setdefault("avc_decision", m[1])
+            out.setdefault("avc_permissions", m[2].strip())
+    return out
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value.strip("\"'")
+
+
+def hex_bytes(value: str) -> bytes | None:
+    """The bytes of an upper-case hex string, or None when it is not one."""
+    if _HEX.fullmatch(value):
+        return bytes.fromhex(value)
+    return None
+
+
+def decode_value(key: str, value: str | None) -> str | None:
+    """A field's text: quotes removed, hex-encoded untrusted strings decoded, empties None.
+
+    Args:
+        key: the field name (decides whether a bare value may be hex).
+        value: the value as written.
+
+    Returns:
+        The decoded text (invalid UTF-8 replaced with U+FFFD), or None for
+        ``?``/``(null)``/``(none)``/missing.
+
+    Example:
+        >>> decode_value("acct", "28696E76616C6964207573657229")
+        '(invalid user)'
+    """
+    if value is None:
+        return None
+    if value[:1] == '"':
+        text = _unquote(value)
+        return text if text not in ("?",) else None
+    if value in EMPTY_VALUES:
+        return None
+    if key in ENCODED_FIELDS or _is_arg(key):
+        raw = hex_bytes(value)
+        if raw is not None:
+            return raw.decode("utf-8", "replace")
+    return value
+
+
+def _is_arg(key: str) -> bool:
+    return len(key) > 1 and key[0] == "a" and key[1].isdigit()
+
+
+def decode_proctitle(value: str | None) -> str | None:
+    """PROCTITLE text: hex argv with NUL separators becomes one space-separated line."""
+    if value is None or value in EMPTY_VALUES:
+        return None
+    if value[:1] == '"':
+        return _unquote(value)
+    raw = hex_bytes(value)
+    if raw is None:
+        return value
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def decode_key(value: str | None) -> str | None:
+    """Rule key(s): several keys are hex-encoded and separated by 0x01; joined with ``,``."""
+    text = decode_value("key", value)
+    return text.replace("\x01", ",") if text else None
+
+
+# address family numbers (Linux) -> name, for SOCKADDR saddr
+_FAMILIES = {1: "unix", 2: "inet", 10: "inet6", 16: "netlink", 17: "packet"}
+
+
+def decode_sockaddr(value: str | None) -> tuple[str | None, str | None, int | None]:
+    """Decode a SOCKADDR ``saddr`` (hex ``struct sockaddr``) to (family, address, port).
+
+    IPv4 and IPv6 give the canonical address and the port; unix sockets give the path
+    (abstract names as ``@name``); netlink gives ``pid=N``; others give the family only.
+
+    Args:
+        value: the ``saddr`` value as written.
+
+    Returns:
+        (family, address, port); all None when the value is not a sockaddr.
+
+    Example:
+        >>> decode_sockaddr("02000050A9FEA9FE0000000000000000")
+        ('inet', '169.254.169.254', 80)
+    """
+    if not value:
+        return None, None, None
+    raw = hex_bytes(value.strip('"'))
+    if raw is None or len(raw) < 2:
+        return None, None, None
+    family_no = struct.unpack_from("<H", raw)[0]
+    family = _FAMILIES.get(family_no, f"family-{family_no}")
+    if family == "inet" and len(raw) >= 8:
+        port = struct.unpack_from(">H", raw, 2)[0]
+        return family, str(ipaddress.IPv4Address(raw[4:8])), port
+    if family == "inet6" and len(raw) >= 24:
+        port = struct.unpack_from(">H", raw, 2)[0]
+        return family, str(ipaddress.IPv6Address(raw[8:24])), port
+    if family == "unix":
+        path = raw[2:]
+        if path[:1] == b"\0":
+            name = "@" + path[1:].rstrip(b"\0").decode("utf-8", "replace")
+        else:
+            name = path.split(b"\0", 1)[0].decode("utf-8", "replace")
+        return family, name or None, None
+    if family == "netlink" and len(raw) >= 8:
+        return family, f"pid={struct.unpack_from('<I', raw, 4)[0]}", None
+    return family, None, None
+
+
+@lru_cache(maxsize=4096)
+def canonical_ip(value: str | None) -> str | None:
+    """``addr=`` as a canonical IP text, None for ``?``/empty/not an address."""
+    text = decode_value("addr", value)
+    if not text:
+        return None
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return f"::ffff:{ip.ipv4_mapped}"  # RFC 5952 §5: mapped IPv4 keeps dotted form
+    return str(ip)
