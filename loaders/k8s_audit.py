@@ -1,14 +1,30 @@
-"""Kubernetes API server audit log (``audit.k8s.io`` Event objects as JSON Lines)."""
+"""Kubernetes API server audit log (``audit.k8s.io`` v1 / v1beta1 Event objects).
+
+Reads Events as JSON Lines, pretty-printed documents, arrays or ``EventList`` batches, with or
+without ``apiVersion``, at every level (Metadata / Request / RequestResponse), and Events
+wrapped by shippers and managed clouds (Filebeat/Logstash/CloudWatch/fluent-bit ``message`` or
+``log`` strings, AKS ``kube-audit`` diagnostic records, GKE Cloud Logging entries); see
+:mod:`loaders.k8s_audit_wrappers`. One event is kept per ``auditID`` (its most complete stage,
+see :mod:`loaders.k8s_audit_details`); the other stages are counted as duplicates.
+
+The event time is ``requestReceivedTimestamp`` (the same in every stage of a request, so the
+kept stage does not move the event on the timeline), else ``stageTimestamp``, ``timestamp``
+(v1beta1) or ``metadata.creationTimestamp``.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
-from loaders.base import Item, JsonLoader, Parsed, Reject
+from loaders.base import Item, JsonLoader, Parsed, Reject, Source
 from loaders.jsonreader import JsonRecord
+from loaders.k8s_audit_details import StageMerger, request_details
+from loaders.k8s_audit_wrappers import Unwrapped, unwrap
+from loaders.k8s_batch import element_spans
 from loaders.schema import Column
 from loaders.timeutil import TimeError, parse_iso
 
@@ -17,10 +33,26 @@ _ACCESS_RESOURCES = frozenset({"roles", "rolebindings", "clusterroles", "cluster
                                "serviceaccounts"})
 _SECRET_RESOURCES = frozenset({"secrets", "configmaps"})
 _READ_VERBS = frozenset({"get", "list", "watch"})
+_STAMP_KEYS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
 
 
 def categorize(verb: str, resource: str, subresource: str) -> str:
-    """Category of an API request, from its verb and object (one readable rule each)."""
+    """Category of an API request, from its verb and object (one readable rule each).
+
+    Args:
+        verb: API verb (``get``, ``create`` …).
+        resource: objectRef.resource.
+        subresource: objectRef.subresource, or ``""``.
+
+    Returns:
+        ``session`` (exec/attach/portforward/proxy), ``data_access`` (reading secrets or
+        configmaps), ``access_management`` (RBAC objects, service accounts and their
+        tokens), ``resource_read`` (other reads) or ``resource_change``.
+
+    Example:
+        >>> categorize("create", "pods", "exec"), categorize("list", "secrets", "")
+        ('session', 'data_access')
+    """
     if subresource in _SESSION_SUBRESOURCES:
         return "session"
     if resource in _SECRET_RESOURCES and verb in _READ_VERBS:
@@ -33,7 +65,16 @@ def categorize(verb: str, resource: str, subresource: str) -> str:
 
 
 def outcome(code: int | None, decision: str | None) -> str:
-    """success / failure / denied from the response code and the authorization decision."""
+    """success / failure / denied from the response code and the authorization decision.
+
+    Args:
+        code: responseStatus.code (HTTP), if any.
+        decision: the ``authorization.k8s.io/decision`` annotation, if any.
+
+    Returns:
+        ``denied`` for 403 or decision ``forbid``; ``unknown`` without a code; else
+        ``success`` below 400 and ``failure`` from 400.
+    """
     if decision == "forbid" or code == 403:
         return "denied"
     if code is None:
@@ -41,85 +82,179 @@ def outcome(code: int | None, decision: str | None) -> str:
     return "success" if code < 400 else "failure"
 
 
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
 class K8sAuditLoader(JsonLoader):
     name = "k8s_audit"
     description = "Kubernetes API server audit log"
-    reads = "audit.k8s.io Event objects as JSON Lines"
+    reads = ("audit.k8s.io v1/v1beta1 Events (JSON Lines, pretty, arrays, EventList batches); "
+             "Events in shipper message/log strings, AKS kube-audit records, GKE Cloud "
+             "Logging entries")
     prefix = "k8s_"
+    record = "audit Event (a batch counts each Event)"
     extra_columns = (
         Column("k8s_verb", pa.string(), "API verb (get, list, create, …)"),
         Column("k8s_resource", pa.string(), "objectRef.resource"),
         Column("k8s_subresource", pa.string(), "objectRef.subresource"),
         Column("k8s_api_group", pa.string(), "objectRef.apiGroup"),
-        Column("k8s_response_code", pa.int64(), "responseStatus.code"),
+        Column("k8s_name", pa.string(), "objectRef.name (for create: the created object's name)"),
+        Column("k8s_response_code", pa.int64(),
+               "responseStatus.code (GKE: the google.rpc code mapped to HTTP)"),
         Column("k8s_stage", pa.string(), "audit stage of the kept record"),
+        Column("k8s_audit_level", pa.string(), "audit level: Metadata, Request, RequestResponse"),
         Column("k8s_decision", pa.string(), "authorization.k8s.io/decision annotation"),
         Column("k8s_reason", pa.string(), "authorization.k8s.io/reason annotation"),
         Column("k8s_groups", pa.string(), "user.groups, comma-separated"),
+        Column("k8s_impersonated_user", pa.string(), "impersonatedUser.username"),
         Column("k8s_request_uri", pa.string(), "requestURI"),
+        Column("k8s_wrapper", pa.string(),
+               "how the event was wrapped: eventlist, records, events, aks, gke, message, log, "
+               "log_s (null: a bare Event)"),
+        Column("k8s_privileged", pa.bool_(), "pod spec in the request has a privileged container"),
+        Column("k8s_host_network", pa.bool_(), "pod spec in the request sets hostNetwork"),
+        Column("k8s_host_pid", pa.bool_(), "pod spec in the request sets hostPID"),
+        Column("k8s_host_ipc", pa.bool_(), "pod spec in the request sets hostIPC"),
+        Column("k8s_host_mounts", pa.string(),
+               "hostPath volume paths in the request, comma-separated"),
+        Column("k8s_images", pa.string(),
+               "container images in the request's pod spec, comma-separated"),
+        Column("k8s_role_ref", pa.string(), "role binding roleRef as Kind/name"),
+        Column("k8s_subjects", pa.string(),
+               "role binding subjects as Kind/namespace/name, comma-separated"),
     )
 
     def sniff(self, head: bytes, name: str) -> bool:
-        text = head[:4096]
-        return b'"auditID"' in text and (b'"stage"' in text or b'"verb"' in text)
+        text = head[:16384]
+        if text.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] not in (b"{", b"["):
+            return False
+        if b"auditID" in text:
+            return b"stage" in text or b"verb" in text or b"requestURI" in text
+        return b'"protoPayload"' in text and (b'"k8s.io"' in text or b'"io.k8s.' in text)
+
+    def parse(self, src: Source) -> Iterator[Item]:
+        merger = StageMerger()
+        for rec in src.json_records():
+            if rec.error is not None:
+                yield from merger.push(Reject(rec.line, rec.error, rec.text))
+                continue
+            for item in self.from_json(rec.value, rec):
+                yield from merger.push(item)
+        yield from merger.flush()
 
     def from_json(self, value: Any, rec: JsonRecord) -> Iterator[Item]:
-        if not isinstance(value, dict) or "auditID" not in value:
-            yield Reject(rec.line, "not a Kubernetes audit Event (no auditID)", rec.text)
-            return
-        yield self.event(value, rec)
+        """Map one JSON value (one Event, a wrapper or a batch) without stage merging."""
+        spans: list[tuple[int, str]] | None = None
+        for found in unwrap(value):
+            line, raw = rec.line, rec.text
+            if found.batch_key is not None:
+                if found.index == 0:
+                    spans = element_spans(rec.text, found.batch_key, found.count)
+                if spans is not None:
+                    offset, raw = spans[found.index]
+                    line += offset
+                else:  # not locatable: the element re-serialized, at the batch's line
+                    raw = json.dumps(found.item, ensure_ascii=False, separators=(",", ":"))
+            try:
+                yield self.event(found, line, raw)
+            except Exception as exc:  # one bad record must not stop the file
+                yield Reject(line, f"cannot map record: {type(exc).__name__}: {exc}", raw)
 
-    def event(self, ev: dict[str, Any], rec: JsonRecord) -> Item:
+    def event(self, found: Unwrapped, line: int, raw: str) -> Item:
+        """Map one unwrapped Event to a Parsed item, or a Reject saying why not.
+
+        Args:
+            found: the Event and its wrapper (see :func:`loaders.k8s_audit_wrappers.unwrap`).
+            line: the line where its record starts.
+            raw: its record's text.
+
+        Returns:
+            A :class:`Parsed` with core and ``k8s_`` columns, or a :class:`Reject`.
+        """
+        ev = found.event
+        if ev is None:
+            return Reject(line, found.error or "not an audit Event", raw)
         warnings: list[str] = []
-        stamp = ev.get("stageTimestamp") or ev.get("requestReceivedTimestamp") \
-            or ev.get("timestamp")
-        try:
-            ts = parse_iso(stamp) if isinstance(stamp, str) else None
-        except TimeError as exc:
-            ts = None
-            warnings.append(f"timestamp: {exc}")
+        ts = None
+        stamps = [ev.get(k) for k in _STAMP_KEYS] + [(ev.get("metadata") or {})
+                                                     .get("creationTimestamp")]
+        for stamp in stamps:
+            if not isinstance(stamp, str):
+                continue
+            try:
+                ts = parse_iso(stamp)
+                break
+            except TimeError as exc:
+                warnings.append(f"timestamp: {exc}")
         if ts is None:
-            return Reject(rec.line, "audit event without a readable timestamp", rec.text)
+            return Reject(line, "audit event without a readable timestamp "
+                          "(requestReceivedTimestamp / stageTimestamp)", raw)
         user = ev.get("user") or {}
+        imp = ev.get("impersonatedUser") or {}
         ref = ev.get("objectRef") or {}
         annotations = ev.get("annotations") or {}
         code = (ev.get("responseStatus") or {}).get("code")
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
         verb = str(ev.get("verb") or "")
         resource = str(ref.get("resource") or "")
         sub = str(ref.get("subresource") or "")
-        decision = annotations.get("authorization.k8s.io/decision")
+        decision = _text(annotations.get("authorization.k8s.io/decision"))
         ips = ev.get("sourceIPs") or []
-        username = user.get("username")
-        target = "/".join(p for p in (ref.get("namespace"), resource, ref.get("name"), sub) if p)
+        src_ip = str(ips[0]) if isinstance(ips, list) and ips else None
+        username = _text(user.get("username"))
+        name = _text(ref.get("name")) or _created_name(ev)
+        target = "/".join(str(p) for p in (ref.get("namespace"), resource, name, sub) if p)
         action = f"{verb} {resource}/{sub}" if sub else f"{verb} {resource}".strip()
-        fields = {
+        result = outcome(code, decision)
+        who = username or "?"
+        if imp.get("username"):
+            who += f" as {imp['username']}"
+        fields: dict[str, Any] = {
             "timestamp": ts,
             "category": categorize(verb, resource, sub),
-            "action": action,
-            "outcome": outcome(code if isinstance(code, int) else None, decision),
+            "action": action or None,
+            "outcome": result,
             "user": username,
-            "user_id": user.get("uid"),
-            "src_ip": ips[0] if ips else None,
-            "user_agent": ev.get("userAgent"),
+            "user_id": _text(user.get("uid")),
+            "src_ip": src_ip,
+            "user_agent": _text(ev.get("userAgent")),
+            "host": found.host,
             "target_type": resource or None,
             "target": target or None,
-            "k8s_namespace": ref.get("namespace"),
-            "k8s_pod": ref.get("name") if resource == "pods" else None,
-            "message": f"{username} {action} {target or ''} from {ips[0] if ips else '?'}"
-                       f" -> {code}",
+            "k8s_namespace": _text(ref.get("namespace")),
+            "k8s_pod": name if resource == "pods" else None,
+            "message": f"{who} {action} {target or '-'} from {src_ip or '?'}: "
+                       f"{code if code is not None else 'no response'} ({result})",
             "k8s_verb": verb or None,
             "k8s_resource": resource or None,
             "k8s_subresource": sub or None,
-            "k8s_api_group": ref.get("apiGroup"),
-            "k8s_response_code": code if isinstance(code, int) else None,
-            "k8s_stage": ev.get("stage"),
+            "k8s_api_group": _text(ref.get("apiGroup")),
+            "k8s_name": name,
+            "k8s_response_code": code,
+            "k8s_stage": _text(ev.get("stage")),
+            "k8s_audit_level": _text(ev.get("level")),
             "k8s_decision": decision,
-            "k8s_reason": annotations.get("authorization.k8s.io/reason"),
-            "k8s_groups": ",".join(user.get("groups") or []) or None,
-            "k8s_request_uri": ev.get("requestURI"),
+            "k8s_reason": _text(annotations.get("authorization.k8s.io/reason")),
+            "k8s_groups": ",".join(str(g) for g in user.get("groups") or []) or None,
+            "k8s_impersonated_user": _text(imp.get("username")),
+            "k8s_request_uri": _text(ev.get("requestURI")),
+            "k8s_wrapper": found.wrapper or None,
         }
-        return Parsed(rec.line, rec.text, fields, native_id=str(ev["auditID"]),
+        fields.update(request_details(resource, ev.get("requestObject")))
+        audit_id = ev.get("auditID")
+        return Parsed(line, raw, fields, native_id=str(audit_id) if audit_id else None,
                       warnings=warnings or None)
+
+
+def _created_name(ev: dict[str, Any]) -> str | None:
+    # a create request has no objectRef.name: the name is in the object (generated names
+    # only in the response)
+    for key in ("responseObject", "requestObject"):
+        meta = (ev.get(key) or {}).get("metadata") if isinstance(ev.get(key), dict) else None
+        if isinstance(meta, dict) and _text(meta.get("name")):
+            return _text(meta.get("name"))
+    return None
 
 
 LOADER = K8sAuditLoader()

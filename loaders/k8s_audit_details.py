@@ -1,0 +1,183 @@
+"""Kubernetes audit helpers: notable request details, and merging a request's stages.
+
+:func:`request_details` keeps what later detections need from ``requestObject`` (privileged
+pods, host namespaces and mounts, images, RBAC bindings) as flat extra columns.
+
+:class:`StageMerger` keeps one event per ``auditID`` while streaming in bounded memory. The
+API server writes up to three records per request (RequestReceived, ResponseStarted for
+long-running requests such as exec/watch, then ResponseComplete or Panic). The most complete
+stage is kept; the others become :class:`~loaders.base.Duplicate` items so counts add up:
+
+- a final stage (ResponseComplete, Panic, or a record without stage) is yielded at once;
+- an earlier stage is held in a pending window until a later stage of the same request
+  replaces it, or until ``window`` further records have passed (then it is yielded as it
+  is: a request that never completed, or whose completion is far away, e.g. a long exec
+  session, keeps its ResponseStarted record);
+- ids already yielded are remembered (the last ``memory`` of them), so a stage arriving
+  after its request was yielded, or the same record twice, becomes a Duplicate. Beyond
+  that memory, the store's ``event_uid`` de-duplication still catches repeats.
+
+Items are therefore not strictly in input order; each keeps its own line number.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from loaders.base import Duplicate, Item, Parsed
+
+PENDING_WINDOW = 5000
+REMEMBERED_IDS = 100_000
+
+STAGE_RANK: dict[str, int] = {
+    "RequestReceived": 0,
+    "ResponseStarted": 1,
+    "ResponseComplete": 2,
+    "Panic": 2,
+}
+_FINAL = 2
+
+# resources whose requestObject carries a pod template, and where it sits
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "pods": ("spec",),
+    "deployments": ("spec", "template", "spec"),
+    "replicasets": ("spec", "template", "spec"),
+    "statefulsets": ("spec", "template", "spec"),
+    "daemonsets": ("spec", "template", "spec"),
+    "jobs": ("spec", "template", "spec"),
+    "replicationcontrollers": ("spec", "template", "spec"),
+    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_BINDINGS = frozenset({"rolebindings", "clusterrolebindings"})
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def request_details(resource: str, request: Any) -> dict[str, Any]:
+    """Flat extra columns from a request body.
+
+    Args:
+        resource: objectRef.resource.
+        request: requestObject (may be None or any JSON value).
+
+    Returns:
+        For pod specs (pods and workload templates): ``k8s_privileged``,
+        ``k8s_host_network``, ``k8s_host_pid``, ``k8s_host_ipc`` (bools), ``k8s_host_mounts``
+        and ``k8s_images`` (comma-separated). For role bindings: ``k8s_role_ref``
+        (``Kind/name``) and ``k8s_subjects`` (``Kind/namespace/name``, comma-separated).
+        Empty when the body has none of these.
+
+    Example:
+        >>> request_details("pods", {"spec": {"hostPID": True, "containers": [
+        ...     {"image": "busybox", "securityContext": {"privileged": True}}]}})["k8s_images"]
+        'busybox'
+    """
+    out: dict[str, Any] = {}
+    if not isinstance(request, dict):
+        return out
+    path = _POD_SPEC_PATHS.get(resource)
+    spec = _dig(request, path) if path else None
+    if isinstance(spec, dict):
+        containers = [c for key in ("initContainers", "containers", "ephemeralContainers")
+                      for c in _dicts(spec.get(key))]
+        out["k8s_privileged"] = any(
+            (c.get("securityContext") or {}).get("privileged") is True for c in containers)
+        out["k8s_host_network"] = spec.get("hostNetwork") is True
+        out["k8s_host_pid"] = spec.get("hostPID") is True
+        out["k8s_host_ipc"] = spec.get("hostIPC") is True
+        mounts = [str((v.get("hostPath") or {}).get("path")) for v in _dicts(spec.get("volumes"))
+                  if isinstance(v.get("hostPath"), dict)]
+        out["k8s_host_mounts"] = ",".join(mounts) or None
+        images = [str(c["image"]) for c in containers if c.get("image")]
+        out["k8s_images"] = ",".join(dict.fromkeys(images)) or None
+    if resource in _BINDINGS:
+        ref = request.get("roleRef")
+        if isinstance(ref, dict):
+            out["k8s_role_ref"] = f"{ref.get('kind')}/{ref.get('name')}"
+        subjects = ["/".join(str(s[k]) for k in ("kind", "namespace", "name") if s.get(k))
+                    for s in _dicts(request.get("subjects"))]
+        out["k8s_subjects"] = ",".join(subjects) or None
+    return out
+
+
+class StageMerger:
+    """Keep the most complete stage per audit id in bounded memory (see module docstring).
+
+    Args:
+        window: how many later records an incomplete stage waits for its completion.
+        memory: how many yielded ids are remembered to spot late stages and repeats.
+    """
+
+    def __init__(self, window: int = PENDING_WINDOW, memory: int = REMEMBERED_IDS) -> None:
+        self.window = window
+        self.memory = memory
+        self._pending: OrderedDict[str, tuple[Parsed, int, int]] = OrderedDict()
+        self._done: OrderedDict[str, str] = OrderedDict()
+        self._seq = 0
+
+    def push(self, item: Item) -> Iterator[Item]:
+        """Take the next item; yield what is ready (it, a Duplicate, or expired ones)."""
+        self._seq += 1
+        if isinstance(item, Parsed) and item.native_id:
+            yield from self._merge(item, item.native_id)
+        else:
+            yield item
+        while self._pending:
+            key, (held, _rank, seq) = next(iter(self._pending.items()))
+            if self._seq - seq <= self.window and len(self._pending) <= self.window:
+                break
+            del self._pending[key]
+            yield self._emit(key, held)
+
+    def flush(self) -> Iterator[Item]:
+        """Yield the records still waiting for a later stage (end of input)."""
+        while self._pending:
+            key, (held, _rank, _seq) = self._pending.popitem(last=False)
+            yield self._emit(key, held)
+
+    def _merge(self, item: Parsed, key: str) -> Iterator[Item]:
+        stage = item.fields.get("k8s_stage")
+        rank = STAGE_RANK.get(stage, _FINAL) if stage else _FINAL
+        kept = self._done.get(key)
+        if kept is not None:
+            yield Duplicate(item.line, f"auditID {key}: stage {stage or '-'} repeats a record "
+                                       f"already loaded (stage {kept})")
+            return
+        pending = self._pending.get(key)
+        if pending is not None:
+            held, held_rank, seq = pending
+            if rank <= held_rank:
+                yield Duplicate(item.line, f"auditID {key}: stage {stage} repeats the stage "
+                                           f"{held.fields.get('k8s_stage')} record at line "
+                                           f"{held.line}")
+                return
+            yield Duplicate(held.line, f"auditID {key}: stage {held.fields.get('k8s_stage')} "
+                                       f"superseded by stage {stage} at line {item.line}")
+            if rank < _FINAL:
+                self._pending[key] = (item, rank, seq)  # keeps its place in the window
+                return
+            del self._pending[key]
+            yield self._emit(key, item)
+            return
+        if rank < _FINAL:
+            self._pending[key] = (item, rank, self._seq)
+            return
+        yield self._emit(key, item)
+
+    def _emit(self, key: str, item: Parsed) -> Parsed:
+        self._done[key] = str(item.fields.get("k8s_stage") or "-")
+        if len(self._done) > self.memory:
+            self._done.popitem(last=False)
+        return item
