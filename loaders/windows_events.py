@@ -1,0 +1,199 @@
+"""Windows event logs: Sysmon and the channels that come mixed with it.
+
+Reads (detected from the first bytes):
+
+- ``.evtx`` files (``ElfFile`` magic) through the ``evtx`` package; one record = one EVTX
+  record, ``source_line`` = its index in the file, ``raw`` = its JSON rendering;
+- JSON / NDJSON as agents ship it (see :mod:`loaders.windows_events_json`): flat fields
+  (OTRF Mordor, NXLog), an ``EventData`` JSON/XML string (Sentinel table exports),
+  Winlogbeat, evtx-style ``{"Event": {"System": …}}``; one record = one JSON value;
+- ``wevtutil qe /f:xml`` XML and ``<Events>`` documents, UTF-8 or UTF-16 (see
+  :mod:`loaders.windows_events_xml`); one record = one ``<Event>`` element;
+- Sysmon for Linux syslog lines (``… sysmon: <Event>…</Event>``); one record = one line
+  carrying event XML (other lines are skipped and counted in a file warning).
+
+Every form is normalized to a :class:`~loaders.windows_events_model.WinEvent` and mapped by
+the one table in :mod:`loaders.windows_events_table`; unknown event ids load as ``system``.
+The time is the event's own ``System/TimeCreated/@SystemTime`` (agent fields are fallbacks,
+most trusted first). The native id is (computer, channel, EventRecordID, time): record
+numbers restart when a log is cleared, so the number alone would collide.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from loaders.base import Item, JsonLoader, Parsed, Reject, Source
+from loaders.inputs import iter_text_chunks, text_head
+from loaders.jsonreader import JsonRecord
+from loaders.timeutil import TimeError
+from loaders.windows_events_evtx import EVTX_MAGIC, iter_evtx
+from loaders.windows_events_json import from_evtx_json, from_json_value
+from loaders.windows_events_map import to_fields
+from loaders.windows_events_model import WinEvent, parse_time, resolve_time
+from loaders.windows_events_table import EXTRA_COLUMNS
+from loaders.windows_events_xml import XmlSplitter, parse_event_xml, syslog_event_xml
+
+_SNIFF_CHARS = 16 * 1024
+_COPY_CHUNK = 1024 * 1024
+_XML_EVENT = re.compile(r"<Event[\s>]")
+_JSON_ID = re.compile(r'"(?:EventID|EventId|eventid)"\s*:')
+_JSON_HOST_OR_CHANNEL = re.compile(
+    r'"(?:Channel|Computer|Hostname|SourceName|EventLog|ProviderName|Provider)"\s*:')
+
+
+class WindowsEventsLoader(JsonLoader):
+    name = "windows_events"
+    description = "Windows event logs: Sysmon (Windows and Linux), Security, System, PowerShell"
+    reads = ("EVTX; JSON/NDJSON from agents (flat/Mordor/NXLog, Sentinel EventData string, "
+             "Winlogbeat, evtx-style Event JSON); wevtutil/Event Viewer XML (UTF-8/UTF-16); "
+             "Sysmon for Linux syslog")
+    prefix = "win_"
+    extra_columns = EXTRA_COLUMNS
+    record = "EVTX record, JSON value, <Event> element, or syslog line with event XML"
+
+    def sniff(self, head: bytes, name: str) -> bool:
+        if head.startswith(EVTX_MAGIC):
+            return True
+        text = text_head(head[:_SNIFF_CHARS])
+        if _XML_EVENT.search(text):
+            return "<System>" in text and "<EventID" in text
+        body = text.lstrip()
+        if not body.startswith(("{", "[")):
+            return False
+        if '"winlog"' in text and '"event_id"' in text:
+            return True
+        if '"event_data"' in text and '"log_name"' in text:
+            return True
+        if '"Event"' in text and '"System"' in text and '"EventRecordID"' in text:
+            return True
+        return bool(_JSON_ID.search(text) and _JSON_HOST_OR_CHANNEL.search(text))
+
+    def parse(self, src: Source) -> Iterator[Item]:
+        if src.head.startswith(EVTX_MAGIC):
+            yield from self._parse_evtx(src)
+            return
+        text = text_head(src.head).lstrip()
+        if text.startswith("<"):
+            yield from self._parse_xml(src)
+        elif text.startswith(("{", "[")):
+            yield from super().parse(src)
+        else:  # text lines (syslog) that carry event XML somewhere in them
+            yield from self._parse_syslog(src)
+
+    # --- one normalized event -> item --------------------------------------------------
+
+    def event_item(self, ev: WinEvent, line: int, raw: str) -> Item:
+        """Map one normalized event to a :class:`Parsed` (or a reject without a time)."""
+        ts, _used, time_warnings = resolve_time(ev.times)
+        warnings = [*ev.warnings, *time_warnings]
+        if ts is None:
+            tried = ", ".join(name for name, _ in ev.times)
+            detail = f" ({'; '.join(time_warnings)})" if time_warnings else ""
+            return Reject(line, f"event without a readable time (tried {tried}){detail}", raw)
+        utc_time = None
+        if ev.data.get("UtcTime") is not None:
+            try:
+                utc_time = parse_time(ev.data["UtcTime"])
+            except TimeError as exc:
+                warnings.append(f"UtcTime: {exc}")
+        if ev.event_id is None:
+            warnings.append("EventID: missing or not a number")
+        fields, more = to_fields(ev, ts, utc_time)
+        warnings.extend(more)
+        native = None
+        if ev.record_id is not None and ev.computer and ev.channel:
+            native = (f"{ev.computer.casefold()}\x1f{ev.channel.casefold()}\x1f"
+                      f"{ev.record_id}\x1f{ts.isoformat()}")
+        return Parsed(line, raw, fields, native_id=native, warnings=warnings or None)
+
+    def _safe_item(self, ev: WinEvent, line: int, raw: str) -> Item:
+        try:
+            return self.event_item(ev, line, raw)
+        except Exception as exc:  # one bad record must not stop the file
+            return Reject(line, f"cannot map event: {type(exc).__name__}: {exc}", raw)
+
+    # --- the input forms ------------------------------------------------------------------
+
+    def from_json(self, value: Any, rec: JsonRecord) -> Iterator[Item]:
+        ev = from_json_value(value)
+        if isinstance(ev, str):
+            yield Reject(rec.line, ev, rec.text)
+            return
+        yield self._safe_item(ev, rec.line, rec.text)
+
+    def _parse_evtx(self, src: Source) -> Iterator[Item]:
+        with open(src.file.path, "rb") as fh:
+            plain = fh.read(len(EVTX_MAGIC)) == EVTX_MAGIC
+        if plain:
+            yield from self._evtx_records(str(src.file.path), src)
+            return
+        # gzip-compressed EVTX: the parser seeks, a decompressing stream cannot, so the
+        # records go through a private temporary file (disk, not memory, holds the copy)
+        with src.binary() as stream, tempfile.NamedTemporaryFile(
+                prefix="auditlens-evtx-", suffix=".evtx") as tmp:
+            shutil.copyfileobj(stream, tmp, _COPY_CHUNK)
+            tmp.flush()
+            yield from self._evtx_records(tmp.name, src)
+
+    def _evtx_records(self, target: Any, src: Source) -> Iterator[Item]:
+        for rec in iter_evtx(target, src.warnings):
+            if src.stopped:  # the run saw too many bad records in a row
+                return
+            if rec.error is not None:
+                yield Reject(rec.index, rec.error, rec.text)
+                continue
+            try:
+                ev = from_evtx_json(rec.value, rec.header_time)
+            except Exception as exc:
+                yield Reject(rec.index, f"cannot read EVTX event: {type(exc).__name__}: {exc}",
+                             rec.text)
+                continue
+            yield self._safe_item(ev, rec.index, rec.text)
+
+    def _parse_xml(self, src: Source) -> Iterator[Item]:
+        with src.binary() as fh:
+            for piece in XmlSplitter(iter_text_chunks(fh, src.head)):
+                if src.stopped:
+                    return
+                if piece.error is not None:
+                    yield Reject(piece.line, piece.error, piece.text)
+                    continue
+                ev = parse_event_xml(piece.text)
+                if isinstance(ev, str):
+                    yield Reject(piece.line, ev, piece.text)
+                else:
+                    yield self._safe_item(ev, piece.line, piece.text)
+
+    def _parse_syslog(self, src: Source) -> Iterator[Item]:
+        skipped = 0
+        for line in src.lines():
+            if line.text is None:
+                yield Reject(line.number, line.warning or "unreadable line", "")
+                continue
+            xml = syslog_event_xml(line.text)
+            if xml is None:
+                skipped += bool(line.text.strip())
+                continue
+            raw = line.raw if line.raw is not None else line.text
+            if not xml.endswith("</Event>"):
+                yield Reject(line.number, "truncated event XML: the line ends before "
+                                          "</Event> (syslog line length limit?)", raw)
+                continue
+            ev = parse_event_xml(xml)
+            if isinstance(ev, str):
+                yield Reject(line.number, ev, raw)
+                continue
+            item = self._safe_item(ev, line.number, raw)
+            if line.warning and isinstance(item, Parsed):
+                item.warnings = [*(item.warnings or []), line.warning]
+            yield item
+        if skipped:
+            src.warnings.append(f"{skipped} syslog lines without Sysmon event XML were skipped")
+
+
+LOADER = WindowsEventsLoader()

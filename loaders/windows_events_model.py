@@ -1,0 +1,208 @@
+"""The one in-memory shape every Windows input form is normalized to, and small value helpers.
+
+EVTX records, agent JSON (flat, ``EventData`` string, Winlogbeat, evtx-style) and event XML
+each become a :class:`WinEvent`; the mapping table in :mod:`loaders.windows_events_map`
+then turns a ``WinEvent`` into schema fields, so every form is mapped by the same code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from loaders.timeutil import TimeError, parse_iso
+
+# Windows writes these where a field has no value; they are "absent" for core columns.
+_EMPTY = frozenset({"", "-", "null", "n/a"})
+
+
+@dataclass(slots=True)
+class WinEvent:
+    """One Windows event, whatever form it came in.
+
+    Attributes:
+        event_id: the event id (``System/EventID``), None when unreadable.
+        channel: ``System/Channel`` (``Security``, ``Microsoft-Windows-Sysmon/Operational``…).
+        provider: ``System/Provider/@Name``.
+        computer: ``System/Computer``.
+        record_id: ``System/EventRecordID``.
+        times: candidate timestamps as ``(field name, value)`` in order of trust.
+        data: ``EventData`` (or ``UserData``) fields as strings, names as the event has them.
+        keywords: ``System/Keywords`` (hex mask text, or names like ``Audit Success``).
+        user_sid: ``System/Security/@UserID``.
+        message: the rendered message when the exporter kept one.
+        outcome_hint: an outcome an agent already computed (Winlogbeat ``event.outcome``).
+        user_hint: the account name an agent resolved from ``user_sid`` (Winlogbeat
+            ``winlog.user``), used when the event data names no user.
+        warnings: fields that could not be read while normalizing (kept as null).
+    """
+
+    event_id: int | None
+    channel: str | None
+    provider: str | None
+    computer: str | None
+    record_id: int | None
+    times: list[tuple[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    keywords: str | None = None
+    user_sid: str | None = None
+    message: str | None = None
+    outcome_hint: str | None = None
+    user_hint: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def scalar(value: Any) -> Any:
+    """Normalize one field value to text the same way for every input form.
+
+    EVTX yields typed values (``2124``, ``true``) where XML and most agents yield text
+    (``"2124"``, ``"true"``); making them text keeps the columns equal across forms.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return [scalar(v) for v in value]
+    if isinstance(value, dict):
+        for key in ("#text", "text", "$"):
+            if key in value:
+                return scalar(value[key])
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def clean(value: Any) -> str | None:
+    """A field value as text for a core column; Windows placeholders (``-``, empty) are None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = "\n".join(str(v) for v in value if v is not None)
+    text = value if isinstance(value, str) else str(scalar(value))
+    text = text.strip()
+    return None if text.lower() in _EMPTY else text
+
+
+def to_int(value: Any) -> int | None:
+    """Decimal or ``0x`` hex text (Security events write pids in hex) to int; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = clean(value)
+    if text is None:
+        return None
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        return None
+
+
+def canonical_ip(value: Any) -> tuple[str | None, str | None]:
+    """Canonical text of an address, and a warning when the value is not an address.
+
+    IPv4-mapped IPv6 (``::ffff:10.0.0.5``, as Kerberos events write it) becomes IPv4 so one
+    client has one spelling. ``-``, empty and local placeholders are None without a warning.
+
+    Returns:
+        (address or None, warning or None)
+    """
+    text = clean(value)
+    if text is None:
+        return None, None
+    candidate = text.strip("[]")
+    if "%" in candidate:  # zone index of a link-local address
+        candidate = candidate.split("%", 1)[0]
+    try:
+        addr = ipaddress.ip_address(candidate)
+    except ValueError:
+        return None, f"not an IP address: {text[:60]!r}"
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped), None
+    return str(addr), None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A Windows timestamp (ISO text, possibly with 7 fraction digits or `` UTC``) to UTC.
+
+    Returns None for the zero time (1601-01-01, how empty FILETIMEs render).
+
+    Raises:
+        TimeError: the value is present but not a timestamp.
+    """
+    text = clean(value)
+    if text is None:
+        return None
+    if text.endswith(" UTC"):
+        text = text[:-4]
+    ts: datetime | None = None
+    if len(text) >= 19 and text[10] in "T ":
+        # fast path for the common full timestamps (3.11 fromisoformat truncates 7-9
+        # fraction digits like parse_iso); anything it refuses goes to parse_iso
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError:
+            ts = None
+        else:
+            ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if ts is None:
+        ts = parse_iso(text)
+    if ts.year <= 1601:
+        return None
+    return ts
+
+
+def resolve_time(times: list[tuple[str, Any]]) -> tuple[datetime | None, str | None, list[str]]:
+    """The most trusted readable timestamp.
+
+    Args:
+        times: ``(field name, value)`` candidates, most trusted first.
+
+    Returns:
+        (timestamp or None, the field it came from, warnings about unreadable candidates)
+    """
+    warnings: list[str] = []
+    for name, value in times:
+        try:
+            ts = parse_time(value)
+        except TimeError as exc:
+            warnings.append(f"{name}: {exc}")
+            continue
+        if ts is not None:
+            return ts, name, warnings
+    return None, None, warnings
+
+
+class CaseFields:
+    """Case-insensitive view of event fields (agents spell ``ProcessGuid``/``ProcessGUID``)."""
+
+    __slots__ = ("_lower",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._lower = {k.lower(): v for k, v in data.items()}
+
+    def get(self, *names: str) -> str | None:
+        """The first of ``names`` that has a non-placeholder value, as text."""
+        lower = self._lower
+        for name in names:
+            value = lower.get(name.lower())
+            if value is None:
+                continue
+            if type(value) is str:  # the common case, inlined: this runs ~20 times an event
+                text = value.strip()
+                if text and text.lower() not in _EMPTY:
+                    return text
+                continue
+            cleaned = clean(value)
+            if cleaned is not None:
+                return cleaned
+        return None
+
+    def raw(self, name: str) -> Any:
+        """The value as stored (placeholders kept)."""
+        return self._lower.get(name.lower())
