@@ -17,13 +17,21 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-
 import pandas as pd
 import pyarrow as pa
 
 from loaders import k8s_audit
+from loaders import k8s_container
+from loaders import k8s_events
+from loaders import linux_auditd
+from loaders import linux_auth
+from loaders import mks_cluster
+from loaders import openstack_cadf
+from loaders import selectel_audit
+from loaders import selectel_auth
+from loaders import windows_events
 from loaders.base import REJECT_SCHEMA, FileCounts, FileRun, Loader, LoadOptions
-from loaders.inputs import input_file, read_head
+from loaders.inputs import input_file, read_head, sniff_head
 from loaders.schema import event_schema, register_extras
 
 __all__ = [
@@ -33,6 +41,15 @@ __all__ = [
 
 _BUILTINS: tuple[Loader, ...] = (
     k8s_audit.LOADER,
+    k8s_container.LOADER,
+    k8s_events.LOADER,
+    linux_auditd.LOADER,
+    linux_auth.LOADER,
+    mks_cluster.LOADER,
+    openstack_cadf.LOADER,
+    selectel_audit.LOADER,
+    selectel_auth.LOADER,
+    windows_events.LOADER,
 )
 
 
@@ -82,6 +99,7 @@ def detect(head: bytes, name: str = "") -> Loader:
         UnrecognizedFormat: no loader accepts it.
         AmbiguousFormat: several do; the message lists them and the ``--format`` option.
     """
+    head = sniff_head(head)
     found = [ld for ld in LOADERS.values() if ld.sniff(head, name)]
     if len(found) == 1:
         return found[0]
@@ -152,7 +170,8 @@ def load(
         UnrecognizedFormat, AmbiguousFormat, UnknownFormat: see :func:`detect`.
     """
     run = _run(path, format, options or LoadOptions(), "adhoc-" + uuid.uuid4().hex[:8])
-    events, rejects = [], []
+    events: list[pa.Table] = []
+    rejects: list[pa.Table] = []
     for kind, table in run:
         (events if kind == "events" else rejects).append(table)
     ev = pa.concat_tables(events) if events else event_schema().empty_table()
