@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_STORE := out/demo-store
 
-.PHONY: demo test test-fast lint typecheck docs bench clean help
+.PHONY: demo test test-fast lint typecheck docs bench fuzz clean help
 
 help:
 	@echo "make demo   - set up .venv, ingest data-samples/ into $(DEMO_STORE), show what is in it"
 	@echo "make test   - set up .venv, run lint, type checks, the whole test suite and notebooks"
 	@echo "make test-fast - the suite without tests marked slow"
 	@echo "make bench  - run the benchmarks and rewrite docs/BENCHMARKS.md"
+	@echo "make fuzz   - install atheris and fuzz every loader (RUNS=20000)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,10 @@ test-fast: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m loaders.schemadoc > docs/SCHEMA.md
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	AUDITLENS_FUZZ=1 AUDITLENS_FUZZ_RUNS=$${RUNS:-20000} $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -73,6 +73,13 @@ class Duplicate:
 Item = Parsed | Reject | Duplicate
 
 
+class FormatError(ValueError):
+    """Raised by a loader when the file as a whole cannot be read by it (e.g. a CSV whose
+    columns cannot be matched). The message says why and what to do; the file fails with
+    it, and the run goes on. Any other exception from a loader is reported as a loader bug.
+    """
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """Knobs a run passes to loaders.
@@ -105,6 +112,7 @@ class Source:
         self.options = options
         self.warnings: list[str] = []
         self.stopped = False
+        self.read_error: str | None = None
         self._progress = progress
 
     def stop(self) -> None:
@@ -116,11 +124,16 @@ class Source:
     @contextmanager
     def binary(self) -> Iterator[BinaryIO]:
         """The file's (decompressed) bytes, opened read-only."""
-        fh = open_binary(self.file.path, self._progress)
+        fh = open_binary(self.file.path, self._progress, self._damaged)
         try:
             yield fh
         finally:
             fh.close()
+
+    def _damaged(self, message: str) -> None:
+        if self.read_error is None:
+            self.read_error = message
+            self.warnings.append(message)
 
     def lines(self) -> Iterator[Line]:
         """The file's lines (see :func:`loaders.inputs.iter_lines`)."""
@@ -259,6 +272,32 @@ class FileCounts:
     duplicate: int = 0
 
 
+class _Columns:
+    """Events accumulated column by column (converting columns to Arrow is about twice as
+    fast as converting row dicts); a column missing from some rows is padded with None."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.cols: dict[str, list[Any]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        n = self.n
+        for key, value in row.items():
+            col = self.cols.get(key)
+            if col is None:
+                col = self.cols[key] = [None] * n
+            elif len(col) < n:
+                col.extend([None] * (n - len(col)))
+            col.append(value)
+        self.n = n + 1
+
+    def column(self, name: str) -> list[Any] | None:
+        col = self.cols.get(name)
+        if col is not None and len(col) < self.n:
+            col.extend([None] * (self.n - len(col)))
+        return col
+
+
 class FileRun:
     """Run one loader over one file, yielding schema-valid event tables and reject tables.
 
@@ -288,7 +327,7 @@ class FileRun:
         return self.src.warnings
 
     def __iter__(self) -> Iterator[tuple[str, pa.Table]]:
-        rows: list[dict[str, Any]] = []
+        rows = _Columns()
         rejects: list[dict[str, Any]] = []
         consecutive = 0
         self._parsed = 0
@@ -298,6 +337,9 @@ class FileRun:
             try:
                 item = next(items)
             except StopIteration:
+                break
+            except FormatError as exc:
+                self.status, self.error = "failed", str(exc)
                 break
             except Exception as exc:  # a loader bug: keep what we have, say where it stopped
                 self.status = "failed"
@@ -317,10 +359,10 @@ class FileRun:
                 row["raw"] = item.raw
                 if item.warnings:
                     row["parse_warning"] = "; ".join(item.warnings)
-                rows.append(row)
-                if len(rows) >= self.options.batch_size:
+                rows.add(row)
+                if rows.n >= self.options.batch_size:
                     yield "events", self._events(rows)
-                    rows = []
+                    rows = _Columns()
             elif isinstance(item, Reject):
                 consecutive += 1
                 self.counts.rejected += 1
@@ -334,7 +376,10 @@ class FileRun:
                     rejects = []
             else:
                 self.counts.duplicate += 1
-        if rows:
+        if self.src.read_error and self.status == "ok":
+            self.status, self.error = ("stopped" if self._parsed else "failed",
+                                       self.src.read_error)
+        if rows.n:
             yield "events", self._events(rows)
         if rejects:
             yield "rejects", pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
@@ -356,14 +401,17 @@ class FileRun:
             return True
         return False
 
-    def _events(self, rows: list[dict[str, Any]]) -> pa.Table:
-        keys: set[str] = set()
-        for row in rows:
-            keys.update(row)
-        unknown = keys - set(self._schema.names)
+    def _events(self, rows: _Columns) -> pa.Table:
+        unknown = set(rows.cols) - set(self._schema.names)
         if unknown:
             raise ValueError(f"{self.loader.name} produced unregistered columns {sorted(unknown)}")
-        table = validate(pa.Table.from_pylist(rows, schema=self._schema), self._schema)
+        arrays, fields = [], []
+        for f in self._schema:
+            col = rows.column(f.name)
+            if col is not None:
+                arrays.append(pa.array(col, type=f.type))
+                fields.append(f)
+        table = validate(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), self._schema)
         self.counts.loaded += table.num_rows
         ts = pc.min_max(table.column("timestamp"))
         lo, hi = ts["min"].as_py(), ts["max"].as_py()

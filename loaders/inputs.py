@@ -9,13 +9,13 @@ become filesystem paths, so ``../`` or absolute names cannot write outside the t
 from __future__ import annotations
 
 import codecs
-import gzip
 import io
 import os
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,13 +98,82 @@ class _Counting(io.RawIOBase):
         super().close()
 
 
-def open_binary(path: Path, progress: Callable[[int], None] | None = None) -> BinaryIO:
-    """Open a file read-only, decompressing gzip transparently (detected by magic bytes)."""
+class _Gunzip(io.RawIOBase):
+    """Streaming gzip decompression (multi-member, NUL padding allowed) that ends, instead
+    of raising, where the data is damaged or truncated, keeping everything decoded before,
+    and reports the problem once through ``on_error``."""
+
+    def __init__(self, raw: Any, on_error: Callable[[str], None]) -> None:
+        self._raw = raw
+        self._on_error = on_error
+        self._d = zlib.decompressobj(31)
+        self._carry = b""
+        self._in_member = False
+        self._done = False
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _fail(self, why: str) -> int:
+        self._on_error(f"compressed data {why} after {self._total:,} decompressed bytes; "
+                       "the rest of the file was not read")
+        self._done = True
+        return 0
+
+    def _next_input(self) -> bytes:
+        if self._d.unconsumed_tail:
+            return self._d.unconsumed_tail
+        if self._carry:
+            data, self._carry = self._carry, b""
+            return data
+        return bytes(self._raw.read(_CHUNK))
+
+    def readinto(self, b: Any) -> int:
+        while not self._done:
+            data = self._next_input()
+            if not data:
+                self._done = True
+                return self._fail("is truncated") if self._in_member else 0
+            if not self._in_member and not data.strip(b"\0"):
+                continue  # padding between or after members
+            try:
+                out = self._d.decompress(data, len(b))
+            except zlib.error as exc:
+                return self._fail(f"is damaged ({exc})")
+            self._in_member = True
+            if self._d.eof:
+                self._carry, self._in_member = self._d.unused_data, False
+                self._d = zlib.decompressobj(31)
+            if out:
+                b[: len(out)] = out
+                self._total += len(out)
+                return len(out)
+        return 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_binary(
+    path: Path, progress: Callable[[int], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
+) -> BinaryIO:
+    """Open a file read-only, decompressing gzip transparently (detected by magic bytes).
+
+    Args:
+        path: the file.
+        progress: called with the number of (compressed) bytes read, every few MB.
+        on_error: called once if the compressed stream is damaged; the stream then ends
+            there instead of raising.
+    """
     raw: Any = open(path, "rb")  # noqa: SIM115 - the caller closes it
     if progress is not None:
         raw = io.BufferedReader(_Counting(raw, progress), buffer_size=_CHUNK)
     if raw.peek(2)[:2] == b"\x1f\x8b":
-        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+        gunzip = _Gunzip(raw, on_error or (lambda message: None))
+        return cast(BinaryIO, io.BufferedReader(gunzip, buffer_size=_CHUNK))
     return cast(BinaryIO, raw)
 
 

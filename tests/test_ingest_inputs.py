@@ -121,3 +121,25 @@ def test_utf16_and_invalid_utf8_lines(tmp_path: Path) -> None:
     assert result.events.loc[0, "user"] == "system:anon\ufffdymous"
     with open(bad, "rb") as fh:
         assert b"\xff" in fh.read()
+
+
+def test_damaged_and_multi_member_gzip(tmp_path: Path) -> None:
+    src = K8S_AUDIT.read_bytes()
+    whole = gzip.compress(src)
+    multi = tmp_path / "multi.jsonl.gz"
+    multi.write_bytes(gzip.compress(src[:40000]) + gzip.compress(src[40000:]) + b"\0" * 512)
+    assert loaders.load(multi).counts.loaded == 49
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    result = loaders.load(cut)
+    assert result.status == "stopped"
+    assert result.error == ("compressed data is truncated after 39,282 decompressed bytes; "
+                            "the rest of the file was not read")
+    assert (result.counts.read, result.counts.loaded, result.counts.rejected) == (22, 21, 1)
+    store = Store(tmp_path / "store")
+    [outcome] = ingest(store, [cut]).files
+    assert (outcome.status, outcome.loaded) == ("stopped", 21)
+    junk = tmp_path / "junk.gz"
+    junk.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    bad = loaders.load(junk, format="k8s_audit")
+    assert bad.status == "failed" and "compressed data is damaged" in (bad.error or "")

@@ -54,8 +54,8 @@ def test_ingest_writes_partitions_manifest_and_rejects(tmp_path: Path) -> None:
     assert str(m.loc[0, "first_timestamp"]) == "2018-10-25 13:58:49.730588+00:00"
     assert str(m.loc[0, "last_timestamp"]) == "2020-04-21 17:58:49.691845+00:00"
     rj = read_rejects(store.root)
-    assert rj[["source_line", "reason", "excerpt"]].values.tolist() == [
-        [49, "not a Kubernetes audit Event (no auditID)", '{"kind":0}']]
+    assert rj[["source_line", "excerpt"]].values.tolist() == [[49, '{"kind":0}']]
+    assert rj.loc[0, "reason"].startswith("not a Kubernetes audit Event (no auditID)")
     assert not list(store.root.rglob("*.tmp")) and not (store.root / ".tmp").exists()
 
 
@@ -100,7 +100,7 @@ def test_read_events_filters_and_columns(tmp_path: Path) -> None:
     assert df.values.tolist() == [
         [pd.Timestamp("2018-10-26 13:38:34.867116+00:00"), "minikube-user",
          "create pods/exec", "default/pods/nginx-deployment-7998647bdf-phvq7/exec"],
-        [pd.Timestamp("2018-10-26 13:42:46.808261+00:00"), "minikube-user",
+        [pd.Timestamp("2018-10-26 13:42:46.764713+00:00"), "minikube-user",
          "create pods/attach", "default/pods/nginx-deployment-7998647bdf-phvq7/attach"],
     ]
     day = read_events(store.root, start="2018-10-26", end="2018-10-27")
