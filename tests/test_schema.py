@@ -59,3 +59,30 @@ def test_validate_refuses_bad_batches(column: str, value: str, message: str) -> 
 def test_validate_refuses_events_without_uid() -> None:
     with pytest.raises(SchemaError, match="without event_uid"):
         validate(pa.table({"event_uid": pa.array([None], pa.string()), "source": ["s"]}))
+
+
+def test_a_loader_may_yield_arrow_tables(tmp_path: Path) -> None:
+    from loaders.base import FileRun, LoadOptions, Loader, ParsedTable, Reject
+    from loaders.inputs import input_file
+
+    class TwoWays(Loader):
+        name = "k8s_audit"  # reuse a registered name and its k8s_ columns
+
+        def parse(self, src):  # type: ignore[no-untyped-def]
+            yield Reject(1, "bad", "x")
+            yield ParsedTable(pa.table({
+                "timestamp": pa.array([datetime(2024, 1, 1, tzinfo=UTC)] * 2,
+                                      pa.timestamp("us", "UTC")),
+                "category": ["log", "log"], "k8s_verb": ["get", None],
+                "source_line": [2, 3], "raw": ["a", "b"], "native_id": ["n1", None]}))
+
+    path = tmp_path / "f"
+    path.write_text("x\na\nb\n")
+    run = FileRun(TwoWays(), input_file(path), b"", LoadOptions(), "ing")
+    out = dict(iter(run))
+    ev = out["events"]
+    assert ev.schema == event_schema() and ev.num_rows == 2
+    assert ev.column("k8s_verb").to_pylist() == ["get", None]
+    assert ev.column("source_file").to_pylist() == [str(path)] * 2
+    assert ev.column("event_uid").to_pylist()[0] != ev.column("event_uid").to_pylist()[1]
+    assert (run.counts.read, run.counts.loaded, run.counts.rejected) == (3, 2, 1)
