@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf $(DEMO_STORE)
-	$(BIN)/auditlens ingest data-samples --store $(DEMO_STORE)
+	# --year: auth.log (RFC 3164) has no year, and git does not keep file dates
+	$(BIN)/auditlens ingest data-samples --store $(DEMO_STORE) --year 2026 --jobs 2
 	$(BIN)/auditlens info --store $(DEMO_STORE)
 	@echo
 	@echo "Demo store: $(DEMO_STORE)  (query it: $(BIN)/python -c \"import analysis; print(analysis.read_events('$(DEMO_STORE)'))\")"

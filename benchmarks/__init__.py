@@ -1,0 +1,1 @@
+"""Benchmarks and the data generator; run from the repository root."""

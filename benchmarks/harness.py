@@ -1,0 +1,53 @@
+"""Shared pieces of the benchmarks: fresh-process measurement and the result record."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / "work"
+PY = sys.executable
+
+
+@dataclass
+class Measurement:
+    """One timed run. ``kind`` is ``baseline`` (the reference of its suite) or ``auditlens``;
+    ``unit`` names what ``events`` counts (events, lines, records)."""
+
+    suite: str
+    name: str
+    kind: str
+    events: int
+    input_bytes: int
+    wall: float
+    peak_rss_mb: float
+    unit: str = "events"
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float]:
+    """Run a command in a fresh process; wall seconds and peak RSS in MB (from wait4)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def parse_cmd(path: Path, fmt: str) -> list[str]:
+    """Parse a file with one loader, no store (``loaders.iter_batches``)."""
+    code = ("import sys, loaders; n = sum(t.num_rows for t in "
+            "loaders.iter_batches(sys.argv[1], format=sys.argv[2])); assert n > 0")
+    return [PY, "-c", code, str(path), fmt]
+
+
+def ingest_cmd(path: Path, store: Path, *extra: str) -> list[str]:
+    """``auditlens ingest PATH --store STORE``."""
+    return [PY, "-m", "analysis.cli", "ingest", str(path), "--store", str(store), *extra]
