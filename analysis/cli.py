@@ -158,8 +158,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"input files: {len(files)}   rejected records: {info['rejects']:,}\n", file=out)
     by_day = info["by_source_day"]
     if len(by_day):
-        _table([[r.source, r.date, f"{r.events:,}"] for r in by_day.itertuples()],
-               ["source", "date", "events"], out)
+        per_source = by_day.groupby("source").agg(events=("events", "sum"),
+                                                  first=("first", "min"), last=("last", "max"))
+        _table([[src, f"{r.events:,}", str(r.first), str(r.last)]
+                for src, r in per_source.iterrows()],
+               ["source", "events", "first", "last"], out)
+        print("\nevents per day:", file=out)
+        pivot = by_day.pivot_table(index="date", columns="source", values="events",
+                                   aggfunc="sum", fill_value=0)
+        _table([[str(day), *(f"{v:,}" for v in row)] for day, row in pivot.iterrows()],
+               ["date", *pivot.columns], out)
     if len(files):
         print(file=out)
         _table([[r.path, r.loader, r.status, f"{r.records_read:,}", f"{r.records_loaded:,}",
@@ -245,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"auditlens {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # piped into a command that stopped reading, e.g. `| head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("auditlens: interrupted; run the same command again to finish", file=sys.stderr)
         return 1

@@ -112,7 +112,8 @@ class JsonReader:
                         and len(self._buf) - self._pos < self._max and self._fill()):
                     continue
                 line = start_line + self._buf.count("\n", self._pos, exc.pos)
-                return self._bad(start_line, f"invalid JSON: {exc.msg} (at line {line})",
+                msg = exc.msg.removesuffix(" at")  # "Invalid control character at"
+                return self._bad(start_line, f"invalid JSON: {msg} (at line {line})",
                                  exc.pos)
             except RecursionError:
                 return self._bad(start_line, "invalid JSON: nested too deeply")
