@@ -62,7 +62,7 @@ def test_validate_refuses_events_without_uid() -> None:
 
 
 def test_a_loader_may_yield_arrow_tables(tmp_path: Path) -> None:
-    from loaders.base import FileRun, LoadOptions, Loader, ParsedTable, Reject
+    from loaders.base import FileRun, Loader, LoadOptions, ParsedTable, Reject
     from loaders.inputs import input_file
 
     class TwoWays(Loader):
