@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import stat
 import tarfile
@@ -143,3 +144,35 @@ def test_damaged_and_multi_member_gzip(tmp_path: Path) -> None:
     junk.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
     bad = loaders.load(junk, format="k8s_audit")
     assert bad.status == "failed" and "compressed data is damaged" in (bad.error or "")
+
+
+def test_hostile_tar_members_are_refused(tmp_path: Path) -> None:
+    good = K8S_AUDIT.read_bytes()
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for name in ("../../escaped.jsonl", "/tmp/abs-escaped.jsonl", "ok/audit.jsonl"):
+            info = tarfile.TarInfo(name)
+            info.size = len(good)
+            tf.addfile(info, io.BytesIO(good))
+        link = tarfile.TarInfo("ok/link.jsonl")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        tf.addfile(link)
+        hard = tarfile.TarInfo("ok/hard.jsonl")
+        hard.type, hard.linkname = tarfile.LNKTYPE, "ok/audit.jsonl"
+        tf.addfile(hard)
+        dev = tarfile.TarInfo("ok/dev")
+        dev.type = tarfile.CHRTYPE
+        tf.addfile(dev)
+    store = Store(tmp_path / "store")
+    report = ingest(store, [archive])
+    got = {f.path.split("!", 1)[1]: (f.status, f.message) for f in report.files}
+    assert got == {
+        "../../escaped.jsonl": ("refused", "refused member: path traversal (..)"),
+        "/tmp/abs-escaped.jsonl": ("refused", "refused member: absolute path"),
+        "ok/audit.jsonl": ("ingested", ""),
+        "ok/link.jsonl": ("refused", "refused member: link"),
+        "ok/hard.jsonl": ("refused", "refused member: link"),
+        "ok/dev": ("refused", "refused member: not a regular file"),
+    }
+    assert not (tmp_path.parent / "escaped.jsonl").exists()
+    assert not Path("/tmp/abs-escaped.jsonl").exists()
