@@ -52,7 +52,8 @@ def test_ingest_summary_adds_up_and_info_reports(tmp_path: Path) -> None:
     info = run("info", "--store", store)
     assert info.returncode == 0
     assert "events: 49 " in info.stdout
-    assert re.search(r"k8s_audit\s+2018-10-26\s+38", info.stdout)
+    assert re.search(r"^k8s_audit\s+49\s+2018-10-25 13:58:49", info.stdout, re.M)
+    assert re.search(r"^2018-10-26\s+38$", info.stdout, re.M)
     assert "not a Kubernetes audit Event (no auditID)" in info.stdout
 
 
