@@ -314,7 +314,7 @@ class Store:
         staged_rows = pq.ParquetFile(staged).metadata.num_rows
         if staged_rows == 0:
             return 0, 0
-        con = duckdb.connect(config={"threads": 2, "memory_limit": "512MB",
+        con = duckdb.connect(config={"threads": 2, "memory_limit": "256MB",
                                      "temp_directory": str(self.tmp_dir / "duckdb")})
         try:
             con.execute("SET TimeZone='UTC'")
@@ -337,7 +337,7 @@ class Store:
             params: dict[str, object] = {"staged": str(staged)}
             if existing:
                 params["existing"] = existing
-            reader = con.sql(query, params=params).to_arrow_reader(50_000)
+            reader = con.sql(query, params=params).to_arrow_reader(10_000)
             writers: dict[str, pq.ParquetWriter] = {}
             kept = 0
             try:
