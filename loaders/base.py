@@ -225,6 +225,7 @@ class LineLoader(Loader):
     record = "line"
 
     def parse(self, src: Source) -> Iterator[Item]:
+        state = self.file_state(src)
         for line in src.lines():
             if line.text is None:
                 yield Reject(line.number, line.warning or "unreadable line", "")
@@ -232,8 +233,8 @@ class LineLoader(Loader):
             if not line.text.strip():
                 continue
             try:
-                item = self.from_line(line.text, line.number, src)
-            except Exception as exc:
+                item = self.from_line(line.text, line.number, state)
+            except Exception as exc:  # one bad line must not stop the file
                 item = Reject(line.number, f"cannot map line: {type(exc).__name__}: {exc}",
                               line.text)
             if item is None:
@@ -244,7 +245,12 @@ class LineLoader(Loader):
                     item.raw = line.raw
             yield item
 
-    def from_line(self, text: str, number: int, src: Source) -> Item | None:
+    def file_state(self, src: Source) -> Any:
+        """What :meth:`from_line` needs to remember across one file's lines (e.g. the
+        year of syslog timestamps); by default the :class:`Source` itself."""
+        return src
+
+    def from_line(self, text: str, number: int, state: Any) -> Item | None:
         """Map one line; None for a line that is not a record (e.g. a header)."""
         raise NotImplementedError
 

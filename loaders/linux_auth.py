@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
-from loaders.base import Item, Loader, Parsed, Reject, Source
+from loaders.base import Item, LineLoader, Parsed, Reject, Source
 from loaders.linux_auth_messages import interpret
 from loaders.schema import Column
 from loaders.timeutil import TimeError, parse_iso
@@ -108,7 +108,16 @@ class YearGuesser:
         return ts
 
 
-class LinuxAuthLoader(Loader):
+@dataclass
+class _AuthFile:
+    """Per-file state: the year guesser and the last (time, line) seen."""
+
+    years: YearGuesser
+    last: tuple[datetime, str] | None = None
+    seen: int = 0
+
+
+class LinuxAuthLoader(LineLoader):
     name = "linux_auth"
     description = "Linux auth log: sshd, sudo, su, PAM, useradd/passwd, systemd-logind"
     reads = ("/var/log/auth.log, /var/log/secure; syslog RFC 3164 (year from --year or "
@@ -142,33 +151,24 @@ class LinuxAuthLoader(Loader):
                     return True
         return False
 
-    def parse(self, src: Source) -> Iterator[Item]:
-        years = YearGuesser(src.options.year, src.file.mtime)
-        last: tuple[datetime, str] | None = None
-        seen = 0
-        for line in src.lines():
-            if line.text is None:
-                yield Reject(line.number, line.warning or "unreadable line", "")
-                continue
-            if not line.text.strip():
-                continue
-            try:
-                item = self.from_line(line.text, line.number, years)
-            except Exception as exc:  # one bad line must not stop the file
-                item = Reject(line.number, f"cannot map line: {type(exc).__name__}: {exc}",
-                              line.text)
-            if isinstance(item, Parsed):
-                if line.warning:
-                    item.warnings = [*(item.warnings or []), line.warning]
-                    item.raw = line.raw or item.raw
-                # identical lines in one second are separate events: number repeats
-                key = (item.fields["timestamp"], line.text)
-                seen = seen + 1 if key == last else 0
-                last = key
-                item.native_id = f"{key[0].isoformat()}|{line.text}#{seen}"
-            yield item
+    def file_state(self, src: Source) -> _AuthFile:
+        return _AuthFile(YearGuesser(src.options.year, src.file.mtime))
 
-    def from_line(self, text: str, number: int, years: YearGuesser) -> Item:
+    def from_line(self, text: str, number: int, state: _AuthFile) -> Item:
+        """Map one syslog line to an event, or reject it with the reason.
+
+        Identical lines in the same second are separate events: their native ids are
+        numbered so that they do not collapse into one.
+        """
+        item = self._map(text, number, state.years)
+        if isinstance(item, Parsed):
+            key = (item.fields["timestamp"], text)
+            state.seen = state.seen + 1 if key == state.last else 0
+            state.last = key
+            item.native_id = f"{key[0].isoformat()}|{text}#{state.seen}"
+        return item
+
+    def _map(self, text: str, number: int, years: YearGuesser) -> Item:
         """Map one syslog line to an event, or reject it with the reason.
 
         Args:
