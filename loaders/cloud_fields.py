@@ -48,6 +48,11 @@ def _canonical_ip(value: str) -> tuple[str | None, str | None]:
     return None, f"src_ip: not an IP address: {text[:60]!r}"
 
 
+# what json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")) uses,
+# built once: json.dumps makes a new encoder per call when given options
+CANONICAL_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def json_text(value: Any) -> str | None:
     """A JSON object kept as text in one stable form (sorted keys), None when empty.
 
@@ -57,7 +62,7 @@ def json_text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value or None
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return CANONICAL_JSON.encode(value)
 
 
 def text_or_none(value: Any) -> str | None:

@@ -14,7 +14,9 @@ API pages ``{"data": [...], "pagination": {"next_cursor": ...}}`` one per line o
 concatenated, all read by the shared JSON reader; and a syslog capture where each line is
 ``<PRI>`` + the JSON event, optionally followed by NUL. A counted record is one event: a page
 yields one item per element of ``data`` (its ``raw`` is the element re-serialized, its line
-the page's first line).
+the page's first line). Plain JSON Lines of single events take a vectorized path
+(:mod:`loaders.selectel_audit_fast`) that gives the same rows and leaves anything unusual to
+:meth:`SelectelAuditLoader.event`.
 
 The native id is ``event_id`` + ``event_saved_time`` in epoch milliseconds, so overlapping
 exports, and API pages with nanosecond times, give the same ``event_uid`` for one event.
@@ -34,6 +36,7 @@ from loaders.base import Item, Loader, Parsed, Reject, Source
 from loaders.cloud_fields import canonical_ip, fast_iso, json_text, text_or_none
 from loaders.inputs import text_head
 from loaders.schema import TIMESTAMP, Column
+from loaders.selectel_audit_fast import jsonl_head, parse_jsonl
 from loaders.selectel_audit_fields import categorize, flatten, outcome
 from loaders.timeutil import TimeError, from_epoch
 
@@ -93,6 +96,9 @@ class SelectelAuditLoader(Loader):
     def parse(self, src: Source) -> Iterator[Item]:
         if _HEAD_SYSLOG.match(text_head(src.head[:4096])):
             yield from self._parse_syslog(src)
+            return
+        if jsonl_head(src.head):
+            yield from parse_jsonl(src, self._from_value)
             return
         for rec in src.json_records():
             if rec.error is not None:
