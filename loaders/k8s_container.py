@@ -26,6 +26,10 @@ When the message is itself structured — JSON with a level and a message, logfm
 ``level=``/``msg=``, or a klog header (``I0416 06:21:30.494902 1 file.go:12] …``) — the level
 and message are lifted into ``k8s_log_level`` / ``k8s_log_msg``.
 
+UTF-8 files are read in blocks by the vectorized path (:mod:`loaders.k8s_container_fast`,
+:mod:`loaders.k8s_container_lift`); the lines it does not take, and UTF-16 files, go through
+:class:`Assembler` line by line, which defines the values both give.
+
 ``event_uid`` comes from the raw text (timestamps have nanoseconds), so the same lines read
 through ``/var/log/containers`` and ``/var/log/pods`` (symlinks to one file) are stored once.
 """
@@ -42,7 +46,8 @@ from typing import Any
 import pyarrow as pa
 
 from loaders.base import Item, Loader, Parsed, Reject, Source
-from loaders.inputs import text_head
+from loaders.inputs import Line, detect_encoding, text_head
+from loaders.k8s_container_fast import iter_fast
 from loaders.schema import Column
 from loaders.timeutil import TimeError, parse_iso
 
@@ -137,7 +142,7 @@ def lift(message: str) -> tuple[str | None, str | None]:
         if isinstance(obj, dict):
             level, msg = _pick(obj, _LEVEL_KEYS), _pick(obj, _MSG_KEYS)
             if level is not None and msg is not None:
-                return level.lower(), msg
+                return _clean(level.lower()), _clean(msg)
         return None, None
     m = _KLOG.match(text)
     if m:
@@ -146,8 +151,21 @@ def lift(message: str) -> tuple[str | None, str | None]:
         pairs = {k: v for k, v in _LOGFMT.findall(text)}
         level, msg = _pick(pairs, ("level", "lvl")), _pick(pairs, ("msg", "message"))
         if level is not None and msg is not None:
-            return _unquote(level).lower(), _unquote(msg)
+            return _clean(_unquote(level).lower()), _clean(_unquote(msg))
     return None, None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """JSON escapes can decode to lone surrogates (``\\ud800``), which cannot be stored as
+    UTF-8: each becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _unquote(value: str) -> str:
@@ -213,104 +231,136 @@ class K8sContainerLoader(Loader):
 
     def parse(self, src: Source) -> Iterator[Item]:
         info = path_info(src.file.display)
-        open_: dict[str, _Entry] = {}
+        assembler = Assembler(info)
+        if detect_encoding(src.head) == "utf-8":
+            # the fast path: blocks of lines parsed with Arrow compute; odd lines and
+            # partials go through the same assembler, line by line
+            yield from iter_fast(src, assembler, lift)
+            return
         for line in src.lines():
-            if line.text is None:
-                yield Reject(line.number, line.warning or "unreadable line", "")
-                continue
-            text = line.text
-            if not text.strip():
-                continue
-            raw = line.raw if line.raw is not None else text
-            try:
-                parts = self._split(text)
-            except ValueError as exc:
-                yield Reject(line.number, str(exc), raw)
-                continue
-            stamp, stream, piece, final, meta = parts
-            entry = open_.pop(stream, None)
-            if entry is None:
-                entry = _Entry(line.number, stamp, stream, meta=meta)
-            if line.warning:
-                entry.warnings.append(line.warning)
-            entry.pieces.append(piece)
-            entry.raws.append(raw)
-            entry.size += len(piece)
-            if not final and (entry.size >= MAX_JOINED_CHARS
-                              or len(entry.pieces) >= MAX_JOINED_LINES):
-                entry.warnings.append(
-                    f"partial lines cut after {len(entry.pieces)} lines / {entry.size} "
-                    "characters; the rest of the line is the next entry")
-                final = True
-            if final:
-                yield self._entry(entry, info)
-            else:
-                open_[stream] = entry
-        for entry in sorted(open_.values(), key=lambda e: e.line):
-            entry.warnings.append("partial line never completed (file ends before its F line)")
-            yield self._entry(entry, info)
+            yield from assembler.feed(line)
+        yield from assembler.flush()
 
-    def _split(self, text: str) -> tuple[str, str, str, bool, dict[str, Any] | None]:
-        """(timestamp text, stream, message piece, is-final, shipper metadata) of one line.
 
-        Raises:
-            ValueError: the line is neither format; the text is the reject reason.
-        """
-        if text.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                raise ValueError(f"invalid docker json-file record: {exc}") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("log"), str):
-                raise ValueError("JSON record without a \"log\" string: not a docker "
-                                 "json-file record")
-            log = obj["log"]
-            stamp = obj.get("time") or obj.get("@timestamp") or ""
-            final = log.endswith("\n")
-            piece = log[:-1] if final else log
-            if piece.endswith("\r"):
-                piece = piece[:-1]
-            meta = obj.get("kubernetes") if isinstance(obj.get("kubernetes"), dict) else None
-            return str(stamp), str(obj.get("stream") or "stdout"), piece, final, meta
-        m = _CRI.match(text)
-        if not m:
-            raise ValueError("not a CRI log line (<RFC3339 time> <stdout|stderr> <P|F> "
-                             "<message>) nor a docker json-file record")
-        return m.group(1), m.group(2), m.group(4) or "", m.group(3) == "F", None
+class Assembler:
+    """The line-by-line reader: splits a line, joins partials per stream, maps entries.
 
-    def _entry(self, entry: _Entry, info: PathInfo) -> Item:
-        raw = entry.raws[0] if len(entry.raws) == 1 else "\n".join(entry.raws)
+    Args:
+        info: what the file's path says (pod, namespace, container).
+    """
+
+    def __init__(self, info: PathInfo) -> None:
+        self.info = info
+        self.open: dict[str, _Entry] = {}
+
+    def feed(self, line: Line) -> Iterator[Item]:
+        """Items completed by one line (none for a partial or an empty line)."""
+        if line.text is None:
+            yield Reject(line.number, line.warning or "unreadable line", "")
+            return
+        text = line.text
+        if not text.strip():
+            return
+        raw = line.raw if line.raw is not None else text
         try:
-            ts = _time(entry.stamp)
-        except TimeError as exc:
-            return Reject(entry.line, f"log entry without a readable time: {exc}", raw)
-        message = "".join(entry.pieces)
-        level, msg = lift(message)
-        meta = {k: str(v) for k, v in (entry.meta or {}).items()
-                if isinstance(v, (str, int)) and v != ""}
-        namespace = meta.get("namespace_name") or info.namespace
-        pod = meta.get("pod_name") or info.pod
-        container = meta.get("container_name") or info.container
-        fields: dict[str, Any] = {
-            "timestamp": ts,
-            "category": "log",
-            "action": entry.stream,
-            "outcome": "unknown",
-            "host": meta.get("host"),
-            "k8s_namespace": namespace,
-            "k8s_pod": pod,
-            "k8s_container": container,
-            "target_type": "container" if container else None,
-            "target": "/".join(p for p in (namespace, pod, container) if p) or None,
-            "message": message,
-            "k8s_stream": entry.stream,
-            "k8s_container_id": meta.get("docker_id") or meta.get("container_id")
-            or info.container_id,
-            "k8s_pod_uid": meta.get("pod_id") or info.pod_uid,
-            "k8s_log_level": level,
-            "k8s_log_msg": msg,
-        }
-        return Parsed(entry.line, raw, fields, warnings=entry.warnings or None)
+            parts = _split(text)
+        except ValueError as exc:
+            yield Reject(line.number, str(exc), raw)
+            return
+        stamp, stream, piece, final, meta = parts
+        entry = self.open.pop(stream, None)
+        if entry is None:
+            entry = _Entry(line.number, stamp, stream, meta=meta)
+        if line.warning:
+            entry.warnings.append(line.warning)
+        entry.pieces.append(piece)
+        entry.raws.append(raw)
+        entry.size += len(piece)
+        if not final and (entry.size >= MAX_JOINED_CHARS
+                          or len(entry.pieces) >= MAX_JOINED_LINES):
+            entry.warnings.append(
+                f"partial lines cut after {len(entry.pieces)} lines / {entry.size} "
+                "characters; the rest of the line is the next entry")
+            final = True
+        if final:
+            yield _entry(entry, self.info)
+        else:
+            self.open[stream] = entry
+
+    def flush(self) -> Iterator[Item]:
+        """Entries still waiting for their closing line when the file ends."""
+        for entry in sorted(self.open.values(), key=lambda e: e.line):
+            entry.warnings.append("partial line never completed (file ends before its F line)")
+            yield _entry(entry, self.info)
+        self.open.clear()
+
+
+def _split(text: str) -> tuple[str, str, str, bool, dict[str, Any] | None]:
+    """(timestamp text, stream, message piece, is-final, shipper metadata) of one line.
+
+    Raises:
+        ValueError: the line is neither format; the text is the reject reason.
+    """
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"invalid docker json-file record: {exc}") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("log"), str):
+            raise ValueError("JSON record without a \"log\" string: not a docker "
+                             "json-file record")
+        log = obj["log"]
+        stamp = obj.get("time") or obj.get("@timestamp") or ""
+        final = log.endswith("\n")
+        piece = log[:-1] if final else log
+        if piece.endswith("\r"):
+            piece = piece[:-1]
+        meta = obj.get("kubernetes") if isinstance(obj.get("kubernetes"), dict) else None
+        return str(stamp), str(obj.get("stream") or "stdout"), piece, final, meta
+    m = _CRI.match(text)
+    if not m:
+        raise ValueError("not a CRI log line (<RFC3339 time> <stdout|stderr> <P|F> "
+                         "<message>) nor a docker json-file record")
+    return m.group(1), m.group(2), m.group(4) or "", m.group(3) == "F", None
+
+
+def _entry(entry: _Entry, info: PathInfo) -> Item:
+    """The event (or the reject, when its time is unreadable) of an assembled entry."""
+    raw = entry.raws[0] if len(entry.raws) == 1 else "\n".join(entry.raws)
+    try:
+        ts = _time(entry.stamp)
+    except TimeError as exc:
+        return Reject(entry.line, f"log entry without a readable time: {exc}", raw)
+    message = "".join(entry.pieces)
+    level, msg = lift(message)
+    meta = {k: str(v) for k, v in (entry.meta or {}).items()
+            if isinstance(v, (str, int)) and v != ""}
+    namespace = meta.get("namespace_name") or info.namespace
+    pod = meta.get("pod_name") or info.pod
+    container = meta.get("container_name") or info.container
+    fields: dict[str, Any] = {
+        "timestamp": ts,
+        "category": "log",
+        "action": entry.stream,
+        "outcome": "unknown",
+        "host": meta.get("host"),
+        "k8s_namespace": namespace,
+        "k8s_pod": pod,
+        "k8s_container": container,
+        "target_type": "container" if container else None,
+        "target": "/".join(p for p in (namespace, pod, container) if p) or None,
+        "message": message,
+        "k8s_stream": entry.stream,
+        "k8s_container_id": meta.get("docker_id") or meta.get("container_id")
+        or info.container_id,
+        "k8s_pod_uid": meta.get("pod_id") or info.pod_uid,
+        "k8s_log_level": level,
+        "k8s_log_msg": msg,
+    }
+    for key, value in fields.items():
+        if isinstance(value, str):
+            fields[key] = _clean(value)
+    return Parsed(entry.line, raw, fields, warnings=entry.warnings or None)
 
 
 LOADER = K8sContainerLoader()
