@@ -3,7 +3,9 @@
 Reads (detected from the first bytes):
 
 - ``.evtx`` files (``ElfFile`` magic) through the ``evtx`` package; one record = one EVTX
-  record, ``source_line`` = its index in the file, ``raw`` = its JSON rendering;
+  record, ``source_line`` = its index in the file, ``raw`` = its JSON rendering. Batches of
+  records are mapped column-wise by :mod:`loaders.windows_events_fast` where that gives the
+  same values; the other records take the per-record path below;
 - JSON / NDJSON as agents ship it (see :mod:`loaders.windows_events_json`): flat fields
   (OTRF Mordor, NXLog), an ``EventData`` JSON/XML string (Sentinel table exports),
   Winlogbeat, evtx-style ``{"Event": {"System": …}}``; one record = one JSON value;
@@ -27,11 +29,12 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from loaders.base import Item, JsonLoader, Parsed, Reject, Source
+from loaders.base import Item, JsonLoader, Parsed, ParsedTable, Reject, Source
 from loaders.inputs import iter_text_chunks, text_head
 from loaders.jsonreader import JsonRecord
 from loaders.timeutil import TimeError
-from loaders.windows_events_evtx import EVTX_MAGIC, iter_evtx
+from loaders.windows_events_evtx import EVTX_MAGIC, EvtxRecord, decode, iter_evtx
+from loaders.windows_events_fast import MIN_ROWS, map_batch
 from loaders.windows_events_json import from_evtx_json, from_json_value
 from loaders.windows_events_map import to_fields
 from loaders.windows_events_model import WinEvent, parse_time, resolve_time
@@ -40,6 +43,7 @@ from loaders.windows_events_xml import XmlSplitter, parse_event_xml, syslog_even
 
 _SNIFF_CHARS = 16 * 1024
 _COPY_CHUNK = 1024 * 1024
+_BATCH_CHARS = 8_000_000  # record text per vectorized batch (~5,000 Sysmon records)
 _XML_EVENT = re.compile(r"<Event[\s>]")
 _JSON_ID = re.compile(r'"(?:EventID|EventId|eventid)"\s*:')
 _JSON_HOST_OR_CHANNEL = re.compile(
@@ -141,19 +145,65 @@ class WindowsEventsLoader(JsonLoader):
             yield from self._evtx_records(tmp.name, src)
 
     def _evtx_records(self, target: Any, src: Source) -> Iterator[Item]:
-        for rec in iter_evtx(target, src.warnings):
+        # Records are read as text and mapped a batch at a time (windows_events_fast); the
+        # records the vectorized path cannot map exactly go through _evtx_item one by one.
+        # A batch is bounded in records and in text (PowerShell script blocks run to 32 KB a
+        # record), so memory stays flat whatever the file size.
+        batch: list[EvtxRecord] = []
+        chars = 0
+        size = src.options.batch_size
+        for rec in iter_evtx(target, src.warnings, parse=False):
             if src.stopped:  # the run saw too many bad records in a row
                 return
             if rec.error is not None:
+                yield from self._evtx_batch(batch, src)
+                batch, chars = [], 0
                 yield Reject(rec.index, rec.error, rec.text)
                 continue
-            try:
-                ev = from_evtx_json(rec.value, rec.header_time)
-            except Exception as exc:
-                yield Reject(rec.index, f"cannot read EVTX event: {type(exc).__name__}: {exc}",
-                             rec.text)
-                continue
-            yield self._safe_item(ev, rec.index, rec.text)
+            batch.append(rec)
+            chars += len(rec.text)
+            if len(batch) >= size or chars >= _BATCH_CHARS:
+                yield from self._evtx_batch(batch, src)
+                batch, chars = [], 0
+        yield from self._evtx_batch(batch, src)
+
+    def _evtx_batch(self, batch: list[EvtxRecord], src: Source) -> Iterator[Item]:
+        mapped = (map_batch([r.text for r in batch], [r.index for r in batch])
+                  if len(batch) >= MIN_ROWS else None)
+        if mapped is None:
+            for rec in batch:
+                if src.stopped:
+                    return
+                yield self._evtx_item(rec)
+            return
+        table, ok = mapped
+        start = 0
+        while start < len(ok):  # runs of rows, in input order
+            end = start
+            while end < len(ok) and ok[end] == ok[start]:
+                end += 1
+            if src.stopped:
+                return
+            if ok[start]:
+                yield ParsedTable(table.slice(start, end - start))
+            else:
+                for rec in batch[start:end]:
+                    if src.stopped:
+                        return
+                    yield self._evtx_item(rec)
+            start = end
+
+    def _evtx_item(self, rec: EvtxRecord) -> Item:
+        """One record through the per-record path."""
+        rec = decode(rec.index, rec.text, rec.header_time)
+        if rec.error is not None:
+            return Reject(rec.index, rec.error, rec.text)
+        try:
+            ev = from_evtx_json(rec.value, rec.header_time)
+        except Exception as exc:
+            return Reject(rec.index, f"cannot read EVTX event: {type(exc).__name__}: {exc}",
+                          rec.text)
+        return self._safe_item(ev, rec.index, rec.text)
 
     def _parse_xml(self, src: Source) -> Iterator[Item]:
         with src.binary() as fh:

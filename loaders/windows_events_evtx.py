@@ -40,12 +40,26 @@ class EvtxRecord:
     error: str | None = None
 
 
-def iter_evtx(target: Any, warnings: list[str]) -> Iterator[EvtxRecord]:
+def decode(index: int, text: str, header_time: Any = None) -> EvtxRecord:
+    """One record's JSON text to an :class:`EvtxRecord` (an error when it is unreadable)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return EvtxRecord(index, text, error=f"record JSON unreadable: {exc}")
+    event = value.get("Event") if isinstance(value, dict) else None
+    if not isinstance(event, dict):
+        return EvtxRecord(index, text, error="EVTX record without an Event element")
+    return EvtxRecord(index, text, event, header_time)
+
+
+def iter_evtx(target: Any, warnings: list[str], parse: bool = True) -> Iterator[EvtxRecord]:
     """Iterate the records of an EVTX file.
 
     Args:
         target: a path (str) or a seekable binary file object.
         warnings: receives file-level observations (slack chunks).
+        parse: decode each record's JSON (``value``); False leaves that to the caller
+            (the vectorized path parses many records at once).
     """
     parser = evtx.PyEvtxParser(target)
     records = parser.records_json()
@@ -72,17 +86,10 @@ def iter_evtx(target: Any, warnings: list[str]) -> Iterator[EvtxRecord]:
             continue
         errors = 0
         index += 1
-        text = rec["data"]
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            yield EvtxRecord(index, text, error=f"record JSON unreadable: {exc}")
-            continue
-        event = value.get("Event") if isinstance(value, dict) else None
-        if not isinstance(event, dict):
-            yield EvtxRecord(index, text, error="EVTX record without an Event element")
-            continue
-        yield EvtxRecord(index, text, event, rec.get("timestamp"))
+        if parse:
+            yield decode(index, rec["data"], rec.get("timestamp"))
+        else:
+            yield EvtxRecord(index, rec["data"], None, rec.get("timestamp"))
     if slack:
         warnings.append(f"EVTX chunks {', '.join(slack)} have no chunk header (unused or "
                         "overwritten space); any records there were not read")

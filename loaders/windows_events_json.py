@@ -222,8 +222,10 @@ def from_flat(obj: dict[str, Any]) -> WinEvent:
     An ``EventData`` string that cannot be read (or declares a DTD) leaves the event without
     those fields and with a warning.
     """
-    lower = {k.lower(): v for k, v in obj.items()}
-    data = {k: scalar(v) for k, v in obj.items() if k.lower() not in _FLAT_META}
+    lows = [k.lower() for k in obj]  # once per key: this runs for every field of every record
+    lower = dict(zip(lows, obj.values(), strict=True))
+    data = {k: v if type(v) is str else scalar(v)
+            for (k, v), low in zip(obj.items(), lows, strict=True) if low not in _FLAT_META}
     warnings: list[str] = []
     for key, flatten in (("eventdata", event_data), ("userdata", user_data)):
         embedded = lower.get(key)
@@ -272,7 +274,7 @@ def from_json_value(value: Any) -> WinEvent | str:
     if isinstance(value.get("winlog"), dict) or (
             "event_data" in value and ("log_name" in value or "event_id" in value)):
         return from_winlogbeat(value)
-    if any(k.lower() == "eventid" for k in value):
+    if "EventID" in value or any(k.lower() == "eventid" for k in value):
         return from_flat(value)
     keys = ", ".join(list(value)[:8])
     return f"not a Windows event: no EventID, winlog or Event.System (keys: {keys})"

@@ -85,7 +85,8 @@ def clean(value: Any) -> str | None:
         value = "\n".join(str(v) for v in value if v is not None)
     text = value if isinstance(value, str) else str(scalar(value))
     text = text.strip()
-    return None if text.lower() in _EMPTY else text
+    # the placeholders are at most 4 characters: skip lower() for the rest
+    return None if len(text) <= 4 and text.lower() in _EMPTY else text
 
 
 def to_int(value: Any) -> int | None:
@@ -178,6 +179,9 @@ def resolve_time(times: list[tuple[str, Any]]) -> tuple[datetime | None, str | N
     return None, None, warnings
 
 
+_LOWER_NAMES: dict[str, str] = {}
+
+
 class CaseFields:
     """Case-insensitive view of event fields (agents spell ``ProcessGuid``/``ProcessGUID``)."""
 
@@ -190,12 +194,15 @@ class CaseFields:
         """The first of ``names`` that has a non-placeholder value, as text."""
         lower = self._lower
         for name in names:
-            value = lower.get(name.lower())
+            key = _LOWER_NAMES.get(name)
+            if key is None:  # the shapes use a fixed set of names: lower each once
+                key = _LOWER_NAMES[name] = name.lower()
+            value = lower.get(key)
             if value is None:
                 continue
             if type(value) is str:  # the common case, inlined: this runs ~20 times an event
                 text = value.strip()
-                if text and text.lower() not in _EMPTY:
+                if len(text) > 4 or (text and text.lower() not in _EMPTY):
                     return text
                 continue
             cleaned = clean(value)
