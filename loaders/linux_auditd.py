@@ -18,7 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from loaders.base import Item, Loader, Parsed, Reject, Source
+from loaders.base import Item, Loader, Parsed, ParsedTable, Reject, Source
+from loaders.linux_auditd_categories import CATEGORIES as CATEGORIES  # re-exported
+from loaders.linux_auditd_categories import categorize
 from loaders.linux_auditd_events import (
     Assembler,
     Event,
@@ -38,59 +40,9 @@ from loaders.linux_auditd_fields import (
     parse_record,
 )
 from loaders.linux_auditd_syscalls import syscall_name
+from loaders.linux_auditd_table import FIELD_COLUMNS, RowBatch, int64
 from loaders.schema import Column
 
-# Category of an event, keyed by its primary record type (UPPER CASE) or, for plain
-# SYSCALL events, by the syscall name (lower case). Prefixes ending in "_" match a family.
-CATEGORIES: dict[str, str] = {
-    # authentication
-    "USER_AUTH": "authentication", "USER_ACCT": "authentication",
-    "USER_LOGIN": "authentication", "USER_ERR": "authentication",
-    "CRED_ACQ": "authentication", "CRED_DISP": "authentication",
-    "CRED_REFR": "authentication", "ANOM_LOGIN_FAILURES": "authentication",
-    "ANOM_LOGIN_": "authentication", "GRP_AUTH": "authentication",
-    # session
-    "LOGIN": "session", "USER_START": "session", "USER_END": "session",
-    "USER_LOGOUT": "session", "USER_TTY": "session", "TTY": "session",
-    "CRYPTO_SESSION": "session", "CRYPTO_KEY_USER": "session",
-    # process
-    "USER_CMD": "process", "EXECVE": "process", "execve": "process", "execveat": "process",
-    "fork": "process", "vfork": "process", "clone": "process", "clone3": "process",
-    "kill": "process", "tkill": "process", "tgkill": "process", "ptrace": "process",
-    # access management
-    "ADD_USER": "access_management", "DEL_USER": "access_management",
-    "ADD_GROUP": "access_management", "DEL_GROUP": "access_management",
-    "USER_MGMT": "access_management", "GRP_MGMT": "access_management",
-    "USER_CHAUTHTOK": "access_management", "GRP_CHAUTHTOK": "access_management",
-    "ACCT_LOCK": "access_management", "ACCT_UNLOCK": "access_management",
-    "USER_ROLE_CHANGE": "access_management", "ROLE_ASSIGN": "access_management",
-    "ROLE_REMOVE": "access_management", "ROLE_MODIFY": "access_management",
-    "ANOM_ADD_ACCT": "access_management", "ANOM_DEL_ACCT": "access_management",
-    "ANOM_MOD_ACCT": "access_management", "ANOM_ROOT_TRANS": "access_management",
-    "setuid": "access_management", "setreuid": "access_management",
-    "setresuid": "access_management", "setgid": "access_management",
-    # network (connect & co. only with a SOCKADDR; see _NETWORK_SYSCALLS)
-    "SOCKADDR": "network", "NETFILTER_PKT": "network",
-    # file
-    "open": "file", "openat": "file", "openat2": "file", "creat": "file",
-    "truncate": "file", "ftruncate": "file", "unlink": "file", "unlinkat": "file",
-    "rename": "file", "renameat": "file", "renameat2": "file", "mkdir": "file",
-    "mkdirat": "file", "rmdir": "file", "link": "file", "linkat": "file",
-    "symlink": "file", "symlinkat": "file", "chmod": "file", "fchmod": "file",
-    "fchmodat": "file", "chown": "file", "fchown": "file", "lchown": "file",
-    "fchownat": "file", "setxattr": "file", "lsetxattr": "file", "fsetxattr": "file",
-    "removexattr": "file", "lremovexattr": "file", "fremovexattr": "file",
-    "mknod": "file", "mknodat": "file", "utimes": "file", "utimensat": "file",
-    "FANOTIFY": "file",
-    # system: audit configuration, daemon, services, time, MAC policy, anomalies
-    "CONFIG_CHANGE": "system", "DAEMON_": "system", "SERVICE_START": "system",
-    "SERVICE_STOP": "system", "SYSTEM_": "system", "USYS_CONFIG": "system",
-    "NETFILTER_CFG": "system", "TIME_": "system", "KERN_MODULE": "system",
-    "MAC_": "system", "AVC": "system", "SELINUX_ERR": "system", "USER_AVC": "system",
-    "APPARMOR_": "system", "ANOM_": "system", "SECCOMP": "system",
-    "BPRM_FCAPS": "system", "CAPSET": "system", "INTEGRITY_": "system",
-    "FEATURE_CHANGE": "system", "KERNEL": "system", "BPF": "system",
-}
 # records that only complete another record (they never name the event)
 _AUX_TYPES = frozenset({
     "SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE", "SOCKADDR", "BPRM_FCAPS", "MMAP",
@@ -98,30 +50,13 @@ _AUX_TYPES = frozenset({
     "MQ_GETSETATTR", "EOE", "UNKNOWN",
 })
 _NEEDS_SYSCALL = frozenset({"EXECVE", "CWD", "PATH", "PROCTITLE", "SOCKADDR"})
-_NETWORK_SYSCALLS = frozenset({
-    "connect", "accept", "accept4", "bind", "listen", "sendto", "recvfrom", "sendmsg",
-    "recvmsg", "socketcall",
-})
 _OUTCOMES = {
     "success": "success", "yes": "success", "1": "success",
     "failed": "failure", "failure": "failure", "no": "failure", "0": "failure",
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_SECONDS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds())
 _SNIFF = re.compile(rb"(?m)^(?:node=\S+ )?type=[A-Z_0-9\[\]]+ msg=audit\(\d+\.\d+:\d+\)")
-
-
-def categorize(kind: str, syscall: str | None, has_sockaddr: bool) -> str:
-    """Category from the primary record type, or the syscall of a SYSCALL event."""
-    if kind == "SYSCALL":
-        if syscall in _NETWORK_SYSCALLS:
-            return "network" if has_sockaddr else "system"
-        return CATEGORIES.get(syscall or "", "system")
-    if kind in CATEGORIES:
-        return CATEGORIES[kind]
-    for key, category in CATEGORIES.items():
-        if key.endswith("_") and kind.startswith(key):
-            return category
-    return "system"
 
 
 def _outcome(primary: dict[str, str], merged: dict[str, str]) -> str:
@@ -145,7 +80,7 @@ def _name(enriched: dict[str, str], key: str) -> str | None:
 
 def _int(value: str | None) -> int | None:
     try:
-        return int(value) if value is not None else None
+        return int64(int(value)) if value is not None else None
     except ValueError:
         return None
 
@@ -193,32 +128,56 @@ class LinuxAuditdLoader(Loader):
         return _SNIFF.search(head[:16384]) is not None
 
     def parse(self, src: Source) -> Iterator[Item]:
+        # mapped events are batched into Arrow tables (see linux_auditd_table); the batch is
+        # flushed before any reject so that items stay in input order
         assembler = Assembler()
+        batch = RowBatch()
+        size = src.options.batch_size
+        rows = batch.rows
         for line in src.lines():
-            if line.text is None:
+            text = line.text
+            if text is None:
+                if rows:
+                    yield ParsedTable(batch.take())
+                    rows = batch.rows
                 yield Reject(line.number, line.warning or "unreadable line", "")
                 continue
-            text = line.text
-            if not text.strip() or text.lstrip().startswith("#"):
+            if text[:5] == "type=" or text[:5] == "node=":
+                rec = parse_record(text, line.number)
+            elif not text.strip() or text.lstrip().startswith("#"):
                 continue
-            rec = parse_record(text, line.number)
+            else:
+                rec = parse_record(text, line.number)
             if rec is None:
+                if rows:
+                    yield ParsedTable(batch.take())
+                    rows = batch.rows
                 yield Reject(line.number, _why_not(text), text)
                 continue
             if line.warning:
                 rec.warning = f"line {line.number}: {line.warning}"
                 rec.text = line.raw or text
             for ev in assembler.add(rec):
-                yield self._safe_event(ev)
+                try:
+                    rows.append(self.row(ev))
+                except Exception as exc:  # one bad event must not stop the file
+                    if rows:
+                        yield ParsedTable(batch.take())
+                        rows = batch.rows
+                    yield _reject(ev, exc)
+            if len(rows) >= size:
+                yield ParsedTable(batch.take())
+                rows = batch.rows
         for ev in assembler.flush():
-            yield self._safe_event(ev)
-
-    def _safe_event(self, ev: Event) -> Item:
-        try:
-            return self.event(ev)
-        except Exception as exc:  # one bad event must not stop the file
-            return Reject(ev.first_line, f"cannot map audit event: {type(exc).__name__}: {exc}",
-                          "\n".join(ev.lines))
+            try:
+                rows.append(self.row(ev))
+            except Exception as exc:
+                if rows:
+                    yield ParsedTable(batch.take())
+                    rows = batch.rows
+                yield _reject(ev, exc)
+        if rows:
+            yield ParsedTable(batch.take())
 
     def event(self, ev: Event) -> Parsed:
         """Map one assembled event to schema fields.
@@ -229,44 +188,68 @@ class LinuxAuditdLoader(Loader):
         Returns:
             The parsed event (native id node:time:serial).
         """
+        values = self.row(ev)
+        n = len(FIELD_COLUMNS)
+        line, raw, native_id, warning = values[n:]
+        fields = dict(zip(FIELD_COLUMNS, values[:n], strict=True))
+        fields["timestamp"] = _EPOCH + timedelta(microseconds=fields["timestamp"])
+        return Parsed(line, raw, fields, native_id=native_id,
+                      warnings=warning.split("; ") if warning else None)
+
+    def row(self, ev: Event) -> tuple[Any, ...]:
+        """Map one assembled event to one row, in ``ROW_COLUMNS`` order.
+
+        Args:
+            ev: the event's records.
+
+        Returns:
+            The schema values, then source line, raw text, native id and parse warning.
+        """
         recs = ev.records
         by_type: dict[str, list[Record]] = {}
+        primary: Record | None = None
         for rec in recs:
-            by_type.setdefault(rec.type, []).append(rec)
-        primary = next((r for r in recs if r.type not in _AUX_TYPES), None)
-        syscall_rec = by_type.get("SYSCALL", [None])[0]
+            kind = rec.type
+            group = by_type.get(kind)
+            if group is None:
+                by_type[kind] = [rec]
+            else:
+                group.append(rec)
+            if primary is None and kind not in _AUX_TYPES:
+                primary = rec
+        syscall_rec = by_type["SYSCALL"][0] if "SYSCALL" in by_type else None
         head = primary or syscall_rec or (recs[0] if recs else None)
         kind = head.type if head else "EOE"
         # the fields of the naming record win over the SYSCALL's; other records (CWD, PATH,
         # EXECVE…) are read by type below. Dict unpacking keeps this at C speed.
         pfields = head.fields if head else {}
         merged: dict[str, str] = {}
-        enriched: dict[str, str] = {}
-        for rec in recs:
-            if rec.type not in _AUX_TYPES and rec is not head:
-                merged.update({k: v for k, v in rec.fields.items() if k not in merged})
+        if len(by_type) > 1 or len(recs) > 1:
+            for rec in recs:
+                if rec.type not in _AUX_TYPES and rec is not head:
+                    merged.update({k: v for k, v in rec.fields.items() if k not in merged})
         if syscall_rec is not None and syscall_rec is not head:
             merged = {**merged, **syscall_rec.fields, **pfields}
             enriched = {**syscall_rec.enriched, **(head.enriched if head else {})}
         else:
-            merged = {**merged, **pfields}
-            enriched = dict(head.enriched) if head else {}
+            merged = {**merged, **pfields} if merged else pfields
+            enriched = head.enriched if head else {}
+        get = merged.get
         problems: list[str] = []
         if ev.fragment:
             problems.append("late records of an event already emitted")
-        if syscall_rec is None and any(t in by_type for t in _NEEDS_SYSCALL):
+        if syscall_rec is None and not _NEEDS_SYSCALL.isdisjoint(by_type):
             problems.append("SYSCALL record missing")
 
-        syscall = enriched.get("SYSCALL") or syscall_name(merged.get("arch"),
-                                                           merged.get("syscall"))
+        syscall = enriched.get("SYSCALL") or syscall_name(get("arch"), get("syscall"))
         args: list[str] | None = None
         if "EXECVE" in by_type:
             args, missing = assemble_argv(by_type["EXECVE"])
             problems.extend(missing)
         proctitle = decode_proctitle(by_type["PROCTITLE"][0].fields.get("proctitle")) \
             if "PROCTITLE" in by_type else None
-        paths = path_items(by_type.get("PATH", []))
-        items = _int(merged.get("items"))
+        paths = path_items(by_type["PATH"]) if "PATH" in by_type else []
+        items = _int(get("items"))
         if items is not None and len(paths) < items:
             problems.append(f"{items - len(paths)} of {items} PATH records missing")
         family = address = None
@@ -277,11 +260,10 @@ class LinuxAuditdLoader(Loader):
         category = categorize(kind, syscall, family is not None)
         if kind == "SYSCALL" and category != "network" and args is not None:
             category = "process"
-        action = (syscall or f"syscall {merged.get('syscall', '?')}") \
-            if kind == "SYSCALL" else kind
+        action = (syscall or f"syscall {get('syscall', '?')}") if kind == "SYSCALL" else kind
 
-        acct = decode_value("acct", pfields.get("acct") or merged.get("acct"))
-        uid, auid = _id(merged.get("uid")), _id(merged.get("auid"))
+        acct = decode_value("acct", pfields.get("acct") or get("acct"))
+        uid, auid = _id(get("uid")), _id(get("auid"))
         user: str | None
         user_id: str | None = None
         if acct:
@@ -296,72 +278,53 @@ class LinuxAuditdLoader(Loader):
         if args is not None:
             command = " ".join(args)
         else:
-            command = proctitle or decode_value("cmd", merged.get("cmd"))
-        exe = decode_value("exe", merged.get("exe"))
+            command = proctitle or decode_value("cmd", get("cmd"))
+        exe = decode_value("exe", get("exe"))
         cwd = decode_value("cwd", by_type["CWD"][0].fields.get("cwd")) if "CWD" in by_type \
-            else decode_value("cwd", merged.get("cwd"))
-        src_ip = canonical_ip(merged.get("addr"))
+            else decode_value("cwd", get("cwd"))
+        addr = get("addr")
+        src_ip = canonical_ip(addr) if addr is not None else None
         target_type, target = _target(category, kind, pfields, merged, acct, exe, paths,
                                       family, address, port)
         outcome = _outcome(pfields, merged)
-        sec, frac = ev.key[1], ev.key[2]
-        ts = _EPOCH + timedelta(seconds=int(sec), microseconds=int(frac[:6].ljust(6, "0")))
+        node, sec, frac, serial = ev.key
+        # epoch microseconds: Arrow converts ints ~50x faster than datetimes
+        seconds = int(sec)
+        if seconds > _MAX_SECONDS:
+            raise OverflowError("date value out of range")
+        ts = seconds * 1_000_000 + int(frac[:6].ljust(6, "0"))
         avc = None
         if "avc_decision" in merged:
-            avc = f"{merged['avc_decision']} {{ {merged.get('avc_permissions', '')} }}"
+            avc = f"{merged['avc_decision']} {{ {get('avc_permissions', '')} }}"
         elif "apparmor" in merged:
             avc = f"apparmor {decode_value('apparmor', merged['apparmor'])}"
+        audit_serial = int64(int(serial))
+        if audit_serial is None:
+            raise ValueError(f"serial {serial} out of range")
 
-        fields: dict[str, Any] = {
-            "timestamp": ts,
-            "category": category,
-            "action": action,
-            "outcome": outcome,
-            "user": user,
-            "user_id": user_id,
-            "src_ip": src_ip,
-            "session_id": _id(merged.get("ses")),
-            "host": ev.key[0],
-            "target_type": target_type,
-            "target": target,
-            "process_pid": _int(merged.get("pid")),
-            "process_ppid": _int(merged.get("ppid")),
-            "process_image": exe,
-            "process_command_line": command,
-            "message": _message(user, action, target, command, src_ip, outcome),
-            "audit_type": kind,
-            "audit_record_types": ",".join(r.type for r in recs) or None,
-            "audit_records": len(recs),
-            "audit_serial": int(ev.key[3]),
-            "audit_incomplete": bool(problems),
-            "audit_syscall": syscall,
-            "audit_key": decode_key(merged.get("key")),
-            "audit_exit": _int(merged.get("exit")),
-            "audit_auid": auid,
-            "audit_auid_name": _name(enriched, "AUID"),
-            "audit_uid": uid,
-            "audit_uid_name": _name(enriched, "UID"),
-            "audit_euid": _id(merged.get("euid")),
-            "audit_euid_name": _name(enriched, "EUID"),
-            "audit_tty": decode_value("tty", merged.get("tty")),
-            "audit_terminal": decode_value("terminal", merged.get("terminal")),
-            "audit_hostname": decode_value("hostname", merged.get("hostname")),
-            "audit_op": decode_value("op", merged.get("op")),
-            "audit_comm": decode_value("comm", merged.get("comm")),
-            "audit_cwd": cwd,
-            "audit_args": to_json(args) if args is not None else None,
-            "audit_proctitle": proctitle,
-            "audit_paths": to_json(paths) if paths else None,
-            "audit_sockaddr_family": family,
-            "audit_sockaddr_address": address,
-            "audit_sockaddr_port": port,
-            "audit_avc": avc,
-            "audit_subj": decode_value("subj", merged.get("subj")),
-        }
         warnings = [f"incomplete event: {p}" for p in problems]
-        warnings.extend(r.warning for r in recs if r.warning)
-        return Parsed(ev.first_line, "\n".join(ev.lines), fields, native_id=ev.native_id(),
-                      warnings=warnings or None)
+        warnings += [r.warning for r in recs if r.warning]
+        return (
+            ts, category, action, outcome, user, user_id, src_ip, _id(get("ses")), node,
+            target_type, target, _int(get("pid")), _int(get("ppid")), exe, command,
+            _message(user, action, target, command, src_ip, outcome),
+            kind, ",".join([r.type for r in recs]) or None, len(recs), audit_serial,
+            bool(problems), syscall, decode_key(get("key")), _int(get("exit")),
+            auid, _name(enriched, "AUID"), uid, _name(enriched, "UID"), _id(get("euid")),
+            _name(enriched, "EUID"), decode_value("tty", get("tty")),
+            decode_value("terminal", get("terminal")), decode_value("hostname", get("hostname")),
+            decode_value("op", get("op")), decode_value("comm", get("comm")), cwd,
+            to_json(args) if args is not None else None, proctitle,
+            to_json(paths) if paths else None, family, address, port, avc,
+            decode_value("subj", get("subj")),
+            ev.first_line, "\n".join(ev.lines), ev.native_id(),
+            "; ".join(warnings) if warnings else None,
+        )
+
+
+def _reject(ev: Event, exc: Exception) -> Reject:
+    return Reject(ev.first_line, f"cannot map audit event: {type(exc).__name__}: {exc}",
+                  "\n".join(ev.lines))
 
 
 def _target(

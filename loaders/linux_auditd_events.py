@@ -72,25 +72,27 @@ class Assembler:
         Returns:
             The events it completes (EOE) or pushes out of the window, usually none.
         """
-        self._count += 1
+        self._count = count = self._count + 1
         key = (rec.node, rec.sec, rec.frac, rec.serial)
-        ev = self._open.get(key)
+        opened = self._open
+        ev = opened.get(key)
         if ev is None:
-            ev = Event(key, [], [], rec.line, self._count)
+            ev = opened[key] = Event(key, [], [rec.text], rec.line, count)
             fragment = self._recent.get(key)
             if fragment is not None:
                 ev.fragment = fragment + 1
-            self._open[key] = ev
-        ev.lines.append(rec.text)
+        else:
+            ev.lines.append(rec.text)
         done: list[Event] = []
         if rec.type == "EOE":
             done.append(self._close(key))
         else:
             ev.records.append(rec)
-        opened = self._open
+        # the oldest open event is the first in insertion order
+        limit = count - self.window
         while opened:
             head = next(iter(opened.values()))
-            if self._count - head.start < self.window:
+            if head.start > limit:
                 break
             done.append(self._close(head.key))
         return done
@@ -129,6 +131,9 @@ def assemble_argv(execve: list[Record]) -> tuple[list[str], list[str]]:
     Returns:
         (arguments, problems): missing arguments are left out and named in problems.
     """
+    simple = _simple_argv(execve)
+    if simple is not None:
+        return simple, []
     argc: int | None = None
     single: dict[int, str] = {}
     chunks: dict[int, dict[int, str]] = {}
@@ -177,6 +182,31 @@ def assemble_argv(execve: list[Record]) -> tuple[list[str], list[str]]:
     return args, problems
 
 
+def _simple_argv(execve: list[Record]) -> list[str] | None:
+    """The common case, fast: one EXECVE record holding exactly argc= and a0..a(argc-1)
+    (no chunks, nothing missing); None otherwise. Same values as the general walk."""
+    if len(execve) != 1:
+        return None
+    fields = execve[0].fields
+    argc = fields.get("argc")
+    if argc is None or not argc.isdigit() or len(fields) != int(argc) + 1:
+        return None
+    try:
+        values = [fields[f"a{i}"] for i in range(int(argc))]
+    except KeyError:
+        return None
+    return [_arg_text(v) for v in values]
+
+
+def _arg_text(value: str) -> str:
+    # _arg_bytes(value).decode("utf-8", "replace") without the round trip when it is one:
+    # the line was decoded from UTF-8, so re-encoding a quoted or bare value gives it back
+    if value[:1] == '"':
+        return value.strip('"')
+    raw = hex_bytes(value)
+    return value if raw is None else raw.decode("utf-8", "replace")
+
+
 _PATH_KEYS = ("name", "nametype", "objtype", "inode", "dev", "mode", "ouid", "ogid")
 
 
@@ -187,13 +217,15 @@ def path_items(paths: list[Record]) -> list[dict[str, str | None]]:
         f = rec.fields
         entry: dict[str, str | None] = {"item": f.get("item")}
         for key in _PATH_KEYS:
-            if key in f:
-                entry[key] = decode_value(key, f[key]) if key == "name" else \
-                    (None if f[key] in EMPTY_VALUES else f[key])
+            value = f.get(key)
+            if value is not None:
+                entry[key] = decode_value(key, value) if key == "name" else \
+                    (None if value in EMPTY_VALUES else value)
         if "OUID" in rec.enriched:
             entry["ouid_name"] = rec.enriched["OUID"]
         items.append(entry)
-    items.sort(key=_item_number)
+    if len(items) > 1:
+        items.sort(key=_item_number)
     return items
 
 
@@ -212,6 +244,10 @@ def path_target(items: list[dict[str, str | None]]) -> str | None:
     return named[0]["name"] if named else None
 
 
+# one encoder for every call: json.dumps with non-default options builds a new one each time
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def to_json(value: object) -> str:
     """Compact JSON for list-valued extra columns."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(value)

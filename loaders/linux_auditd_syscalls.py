@@ -6,6 +6,8 @@ Generated from the Linux UAPI headers (``asm/unistd_64.h``, ``asm/unistd_32.h``,
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _X86_64 = (
     "0:read 1:write 2:open 3:close 4:stat 5:fstat 6:lstat 7:poll 8:lseek 9:mmap 10:mprotect "
     "11:munmap 12:brk 13:rt_sigaction 14:rt_sigprocmask 15:rt_sigreturn 16:ioctl 17:pread64 "
@@ -219,6 +221,7 @@ SYSCALLS: dict[str, dict[int, str]] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def syscall_name(arch: str | None, number: str | None) -> str | None:
     """The syscall's name from the audit ``arch`` and ``syscall`` fields, None if unknown.
 

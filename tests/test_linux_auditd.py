@@ -290,3 +290,39 @@ def test_invalid_utf8_kept_with_warning(tmp_path: Path) -> None:
     ev = result.events.iloc[0]
     assert ev["process_command_line"] == "id" and ev["audit_cwd"] == "/r\ufffd"
     assert "invalid UTF-8" in ev["parse_warning"] and "\\xff" in ev["raw"]
+
+
+def test_event_and_table_paths_give_the_same_values() -> None:
+    # parse() yields Arrow batches (linux_auditd_table); event() maps one event to a Parsed
+    path = DIR / "laurel_record-perl-reverse-shell.txt"
+    loader = loaders.get_loader("linux_auditd")
+    asm = Assembler()
+    events = []
+    for i, text in enumerate(_text(path).split("\n"), 1):  # not splitlines: 0x1d
+        rec = parse_record(text, i)
+        if rec is not None:
+            events.extend(asm.add(rec))
+    events.extend(asm.flush())
+    table = loaders.load(path).events
+    assert len(events) == len(table)
+    for ev in events:
+        parsed = loader.event(ev)  # type: ignore[attr-defined]
+        row = table[table["audit_serial"] == parsed.fields["audit_serial"]].iloc[0]
+        for key, value in parsed.fields.items():
+            got = row[key]
+            assert (value is None and pd.isna(got)) or got == value, key
+        assert row["raw"] == parsed.raw and row["source_line"] == parsed.line
+
+
+def test_numbers_beyond_int64_are_null_not_a_failed_batch(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    path.write_text("type=SYSCALL msg=audit(1700000000.123:1): arch=c000003e syscall=59 "
+                    "pid=99999999999999999999999 exit=-99999999999999999999 uid=0\n"
+                    "type=USER_CMD msg=audit(1700000000.200:99999999999999999999999): pid=1\n"
+                    "type=USER_CMD msg=audit(1700000000.300:3): pid=7\n")
+    result = loaders.load(path)
+    assert (result.counts.read, result.counts.loaded, result.counts.rejected) == (3, 2, 1)
+    assert "serial 99999999999999999999999 out of range" in result.rejects["reason"][0]
+    first = result.events.iloc[0]
+    assert pd.isna(first["process_pid"]) and pd.isna(first["audit_exit"])
+    assert result.events.iloc[1]["process_pid"] == 7
