@@ -49,7 +49,9 @@ fuzz: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
 	AUDITLENS_FUZZ=1 AUDITLENS_FUZZ_RUNS=$${RUNS:-20000} $(BIN)/python -m pytest -q tests/test_fuzz.py
 
+# ausearch (Debian `auditd`) and msticpy (own venv) are baselines of the linux_auditd suite
 bench: $(STAMP)
+	bash benchmarks/setup_baselines.sh
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -29,6 +29,10 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # default scale is events (or lines) per input.
 SUITES: dict[str, tuple[str, int]] = {
     "k8s_audit": ("bench_k8s_audit", 300_000),
+    "k8s_container": ("bench_k8s_container", 1_000_000),
+    "linux_auditd": ("bench_linux_auditd", 190_000),
+    "selectel_audit": ("bench_selectel_audit", 95_000),
+    "windows_events": ("bench_windows_events", 30_000),
 }
 
 
