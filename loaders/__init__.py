@@ -16,8 +16,8 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 
 from loaders import k8s_audit
@@ -33,6 +33,9 @@ from loaders import windows_events
 from loaders.base import REJECT_SCHEMA, FileCounts, FileRun, Loader, LoadOptions
 from loaders.inputs import input_file, read_head, sniff_head
 from loaders.schema import event_schema, register_extras
+
+if TYPE_CHECKING:  # pandas is imported only by load(): ingest never needs it
+    import pandas as pd
 
 __all__ = [
     "LOADERS", "AmbiguousFormat", "LoadOptions", "LoadResult", "Loader", "UnknownFormat",
@@ -175,6 +178,8 @@ def load(
     for kind, table in run:
         (events if kind == "events" else rejects).append(table)
     ev = pa.concat_tables(events) if events else event_schema().empty_table()
+    import pandas as pd
+
     frame = ev.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     dup = frame["event_uid"].duplicated()
     counts = run.counts

@@ -161,12 +161,13 @@ def validate(batch: pa.RecordBatch | pa.Table, schema: pa.Schema | None = None) 
     """
     schema = schema or event_schema()
     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-    unknown = set(table.column_names) - set(schema.names)
+    present = set(table.column_names)  # column_names builds a new list on every call
+    unknown = present - set(schema.names)
     if unknown:
         raise SchemaError(f"unregistered columns: {sorted(unknown)}")
     arrays = []
     for field in schema:
-        if field.name in table.column_names:
+        if field.name in present:
             col = table.column(field.name)
             if col.type != field.type:
                 try:

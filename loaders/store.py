@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.base import REJECT_SCHEMA
-from loaders.schema import event_schema, validate
+from loaders.schema import event_schema
 
 COMPRESSION = "zstd"
 UNKNOWN_DATE = "unknown"
@@ -342,7 +342,8 @@ class Store:
             kept = 0
             try:
                 for batch in reader:
-                    table = validate(batch, schema)
+                    # rows were validated when staged; only DuckDB's types need casting back
+                    table = pa.Table.from_batches([batch]).cast(schema)
                     kept += table.num_rows
                     days = pc.fill_null(pc.strftime(table.column("timestamp"), "%Y-%m-%d"),
                                         UNKNOWN_DATE)
