@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from loaders.base import Duplicate, Item, Parsed
+from loaders.k8s_batch import dig as _dig
 
 PENDING_WINDOW = 5000
 REMEMBERED_IDS = 100_000
@@ -53,12 +54,6 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 _BINDINGS = frozenset({"rolebindings", "clusterrolebindings"})
 
 
-def _dig(obj: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

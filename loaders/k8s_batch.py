@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
+from typing import Any
 
 _DECODER = json.JSONDecoder()
 _SEP = re.compile(r"[\s,]*")
@@ -64,3 +65,12 @@ def element_spans(text: str, key: str, count: int) -> list[tuple[int, str]] | No
     if skip is None or skip.end() >= len(text) or text[skip.end()] != "]":
         return None
     return spans
+
+
+def dig(obj: Any, path: tuple[str, ...]) -> Any:
+    """``obj[path[0]][path[1]]…``, or None where a level is missing or not an object."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj

@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from loaders.base import Item, JsonLoader, Parsed, Reject
 from loaders.jsonreader import JsonRecord
+from loaders.k8s_batch import dig as _dig
 from loaders.k8s_batch import element_spans
 from loaders.schema import TIMESTAMP, Column
 from loaders.timeutil import TimeError, parse_iso
@@ -49,12 +50,6 @@ _OBJECT_KEY = re.compile(rb'"(?:involvedObject|regarding)"\s*:\s*\{')
 _WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
-def _dig(obj: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 def _text(value: Any) -> str | None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from tests.conftest import FIXTURES
 
@@ -39,3 +42,13 @@ def write_k8s_copy(path: Path, tag: str, repeat: int = 1) -> int:
             lines.append(json.dumps(ev))
     path.write_text("\n".join(lines) + "\n")
     return len(lines)
+
+
+def one_row(frame: pd.DataFrame, **match: Any) -> dict[str, Any]:
+    """The one row whose columns equal ``match``, as a dict with missing values as None."""
+    sel = frame
+    for key, value in match.items():
+        sel = sel[sel[key] == value]
+    assert len(sel) == 1, f"{len(sel)} rows match {match}"
+    return {k: (None if v is pd.NA or v is pd.NaT or (isinstance(v, float) and pd.isna(v))
+                else v) for k, v in sel.iloc[0].to_dict().items()}

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 import loaders
 from loaders.base import make_uid
 from tests.conftest import FIXTURES
+from tests.helpers import one_row as _row
 
 DIR = FIXTURES / "k8s-events"
 
 
-def _row(frame: pd.DataFrame, **match: Any) -> dict[str, Any]:
-    sel = frame
-    for key, value in match.items():
-        sel = sel[sel[key] == value]
-    assert len(sel) == 1, f"{len(sel)} rows match {match}"
-    return {k: (None if v is pd.NA or v is pd.NaT or (isinstance(v, float) and pd.isna(v))
-                else v) for k, v in sel.iloc[0].to_dict().items()}
 
 
 def test_fluentbit_eventlist_full_record() -> None:

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 import loaders
 from loaders.base import make_uid
 from tests.conftest import FIXTURES
+from tests.helpers import one_row as _row
 
 DIR = FIXTURES / "mks-cluster"
 CLUSTER = "9be7559b-55d8-4f65-9230-6a22b985ff73"
 NODEGROUP = "a2c6e0b6-9b1d-4a8f-8f0e-3c2d1e0f9a87"
 
 
-def _row(frame: pd.DataFrame, **match: Any) -> dict[str, Any]:
-    sel = frame
-    for key, value in match.items():
-        sel = sel[sel[key] == value]
-    assert len(sel) == 1, f"{len(sel)} rows match {match}"
-    return {k: (None if v is pd.NA or v is pd.NaT or (isinstance(v, float) and pd.isna(v))
-                else v) for k, v in sel.iloc[0].to_dict().items()}
 
 
 def test_tasks_list_full_record() -> None:
