@@ -19,16 +19,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import loaders
+from loaders.archives import ArchiveError, Refused, archive_kind, iter_archive
 from loaders.base import FileRun, LoadOptions
-from loaders.inputs import (
-    ArchiveError,
-    InputFile,
-    Refused,
-    archive_kind,
-    input_file,
-    iter_archive,
-    read_head,
-)
+from loaders.inputs import InputFile, input_file, read_head
 from loaders.store import Commit, Store, new_ingest_id, sha256_file, tool_version, write_staged
 
 
