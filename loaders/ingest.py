@@ -119,7 +119,7 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
         ev, rj = write_staged(iter(run), job.staging, f"{job.seq:06d}")
     except Exception as exc:
         run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
-        ev = rj = None
+        ev, rj = {}, None
     _release_memory()
     c = run.counts
     outcome.read, outcome.rejected, outcome.duplicate = c.read, c.rejected, c.duplicate

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -123,7 +124,7 @@ class Commit:
     """What one input file adds to the store (the manifest row, and the staged files)."""
 
     row: dict[str, object]
-    staged_events: Path | None
+    staged_events: dict[str, Path]
     staged_rejects: Path | None
 
 
@@ -276,7 +277,7 @@ class Store:
         parts: list[str] = []
         tmp_files: list[Path] = []
         staged_rows = kept = 0
-        if commit.staged_events is not None:
+        if commit.staged_events:
             staged_rows, kept = self._write_parts(commit.staged_events, str(row["loader"]),
                                                   f"{ingest_id}-{seq:06d}", parts, tmp_files)
         rejects_rel = None
@@ -306,90 +307,111 @@ class Store:
             os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
         return row
 
-    def _write_parts(self, staged: Path, source: str, stem: str, parts: list[str],
-                     tmp_files: list[Path]) -> tuple[int, int]:
+    def _write_parts(self, staged: dict[str, Path], source: str, stem: str,
+                     parts: list[str], tmp_files: list[Path]) -> tuple[int, int]:
+        """Put one file's staged per-day event files into their partitions.
+
+        A day whose partition holds no events yet and whose staged ids are unique is moved
+        into place as it is (a rename); otherwise DuckDB keeps the first row of each id
+        that is not already stored, and that is written. An event's id fixes its
+        timestamp, so duplicates can only be in the same day.
+        """
         import duckdb
 
-        schema = event_schema()
-        staged_rows = pq.ParquetFile(staged).metadata.num_rows
-        if staged_rows == 0:
-            return 0, 0
+        staged_rows = kept = 0
         con = duckdb.connect(config={"threads": 2, "memory_limit": "256MB",
                                      "temp_directory": str(self.tmp_dir / "duckdb")})
         try:
             con.execute("SET TimeZone='UTC'")
-            dates = [r[0] for r in con.execute(
-                "SELECT DISTINCT coalesce(strftime(timestamp, '%Y-%m-%d'), ?) "
-                "FROM read_parquet(?)", [UNKNOWN_DATE, str(staged)]).fetchall()]
-            existing = [str(p) for p in self.part_files(source, dates)]
-            # Keep the first row of each event_uid in the file (the GROUP BY reads only the
-            # uid column, so memory stays small), minus uids already stored in the same
-            # partitions. No global sort: rows keep the loader's (time) order.
-            anti = ("ANTI JOIN read_parquet($existing, union_by_name=true) e "
-                    "ON s.event_uid = e.event_uid") if existing else ""
-            query = (
-                "WITH firsts AS (SELECT min(file_row_number) AS n FROM "
-                "read_parquet($staged, file_row_number=true) GROUP BY event_uid) "
-                "SELECT s.* EXCLUDE (file_row_number) "
-                "FROM read_parquet($staged, file_row_number=true) s "
-                f"SEMI JOIN firsts f ON s.file_row_number = f.n {anti}"
-            )
-            params: dict[str, object] = {"staged": str(staged)}
-            if existing:
-                params["existing"] = existing
-            reader = con.sql(query, params=params).to_arrow_reader(10_000)
-            writers: dict[str, pq.ParquetWriter] = {}
-            kept = 0
-            try:
-                for batch in reader:
-                    # rows were validated when staged; only DuckDB's types need casting back
-                    table = pa.Table.from_batches([batch]).cast(schema)
-                    kept += table.num_rows
-                    days = pc.fill_null(pc.strftime(table.column("timestamp"), "%Y-%m-%d"),
-                                        UNKNOWN_DATE)
-                    for day in pc.unique(days).to_pylist():
-                        writer = writers.get(day)
-                        if writer is None:
-                            directory = self.partition_dir(source, day)
-                            directory.mkdir(parents=True, exist_ok=True)
-                            final = directory / f"part-{stem}-{len(writers):03d}.parquet"
-                            tmp = directory / f".{final.name}.tmp"
-                            writer = pq.ParquetWriter(tmp, schema, compression=COMPRESSION)
-                            writers[day] = writer
-                            tmp_files.append(tmp)
-                            parts.append(str(final.relative_to(self.root)))
-                        writer.write_table(table.filter(pc.equal(days, day)))
-            finally:
-                for writer in writers.values():
-                    writer.close()
-            for tmp in tmp_files:
+            for k, (day, path) in enumerate(sorted(staged.items())):
+                rows = pq.ParquetFile(path).metadata.num_rows
+                staged_rows += rows
+                directory = self.partition_dir(source, day)
+                directory.mkdir(parents=True, exist_ok=True)
+                final = directory / f"part-{stem}-{k:03d}.parquet"
+                tmp = directory / f".{final.name}.tmp"
+                existing = [str(p) for p in self.part_files(source, [day])]
+                [(repeats,)] = con.execute(
+                    "SELECT count(*) - count(DISTINCT event_uid) FROM read_parquet(?)",
+                    [str(path)]).fetchall()
+                if not existing and repeats == 0:
+                    os.replace(path, tmp)
+                    written = rows
+                else:
+                    written = self._dedupe_into(con, path, existing, tmp)
+                if written == 0:
+                    tmp.unlink(missing_ok=True)
+                    continue
+                kept += written
                 fd = os.open(tmp, os.O_RDONLY)
                 os.fsync(fd)
                 os.close(fd)
+                tmp_files.append(tmp)
+                parts.append(str(final.relative_to(self.root)))
             return staged_rows, kept
         finally:
             con.close()
 
+    def _dedupe_into(self, con: Any, staged: Path, existing: list[str], out: Path) -> int:
+        """Write the staged rows whose id is new (first occurrence only) to ``out``."""
+        # The GROUP BY reads only the id column, so memory stays small; no global sort,
+        # rows keep the loader's (time) order.
+        anti = ("ANTI JOIN read_parquet($existing, union_by_name=true) e "
+                "ON s.event_uid = e.event_uid") if existing else ""
+        query = (
+            "WITH firsts AS (SELECT min(file_row_number) AS n FROM "
+            "read_parquet($staged, file_row_number=true) GROUP BY event_uid) "
+            "SELECT s.* EXCLUDE (file_row_number) "
+            "FROM read_parquet($staged, file_row_number=true) s "
+            f"SEMI JOIN firsts f ON s.file_row_number = f.n {anti}"
+        )
+        params: dict[str, object] = {"staged": str(staged)}
+        if existing:
+            params["existing"] = existing
+        schema = event_schema()
+        kept = 0
+        with pq.ParquetWriter(out, schema, compression=COMPRESSION) as writer:
+            for batch in con.sql(query, params=params).to_arrow_reader(10_000):
+                # rows were validated when staged; only DuckDB's types need casting back
+                table = pa.Table.from_batches([batch]).cast(schema)
+                kept += table.num_rows
+                writer.write_table(table)
+        return kept
+
 
 def write_staged(tables: Iterator[tuple[str, pa.Table]], directory: Path, stem: str
-                 ) -> tuple[Path | None, Path | None]:
-    """Write a file run's event and reject tables to staging Parquet files."""
+                 ) -> tuple[dict[str, Path], Path | None]:
+    """Write a file run's events, split by UTC day, and its rejects to staging Parquet.
+
+    The event files are written as the store keeps them (zstd, full schema), so a day with
+    nothing to de-duplicate is committed by a rename.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    ev_path, rj_path = directory / f"{stem}.events.parquet", directory / f"{stem}.rejects.parquet"
-    ev_writer = rj_writer = None
+    rj_path = directory / f"{stem}.rejects.parquet"
+    writers: dict[str, pq.ParquetWriter] = {}
+    paths: dict[str, Path] = {}
+    rj_writer = None
     try:
         for kind, table in tables:
-            if kind == "events":
-                if ev_writer is None:
-                    ev_writer = pq.ParquetWriter(ev_path, event_schema(), compression="lz4")
-                ev_writer.write_table(table)
-            else:
+            if kind != "events":
                 if rj_writer is None:
                     rj_writer = pq.ParquetWriter(rj_path, REJECT_SCHEMA, compression=COMPRESSION)
                 rj_writer.write_table(table)
+                continue
+            days = pc.fill_null(pc.strftime(table.column("timestamp"), "%Y-%m-%d"),
+                                UNKNOWN_DATE)
+            unique = pc.unique(days).to_pylist()
+            for day in unique:
+                writer = writers.get(day)
+                if writer is None:
+                    paths[day] = directory / f"{stem}.events.{day}.parquet"
+                    writer = writers[day] = pq.ParquetWriter(paths[day], event_schema(),
+                                                             compression=COMPRESSION)
+                writer.write_table(table if len(unique) == 1
+                                   else table.filter(pc.equal(days, day)))
     finally:
-        if ev_writer is not None:
-            ev_writer.close()
+        for writer in writers.values():
+            writer.close()
         if rj_writer is not None:
             rj_writer.close()
-    return (ev_path if ev_writer else None), (rj_path if rj_writer else None)
+    return paths, (rj_path if rj_writer else None)
