@@ -14,7 +14,6 @@ kept stage does not move the event on the timeline), else ``stageTimestamp``, ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +23,7 @@ from loaders.base import Item, JsonLoader, Parsed, Reject, Source
 from loaders.jsonreader import JsonRecord
 from loaders.k8s_audit_details import StageMerger, request_details
 from loaders.k8s_audit_wrappers import Unwrapped, unwrap
-from loaders.k8s_batch import element_spans
+from loaders.k8s_batch import compact_json, element_spans
 from loaders.schema import Column
 from loaders.timeutil import TimeError, parse_iso
 
@@ -155,7 +154,7 @@ class K8sAuditLoader(JsonLoader):
                     offset, raw = spans[found.index]
                     line += offset
                 else:  # not locatable: the element re-serialized, at the batch's line
-                    raw = json.dumps(found.item, ensure_ascii=False, separators=(",", ":"))
+                    raw = compact_json(found.item)
             try:
                 yield self.event(found, line, raw)
             except Exception as exc:  # one bad record must not stop the file

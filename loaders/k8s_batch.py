@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
+
+from loaders.base import Reject
 
 _DECODER = json.JSONDecoder()
 _SEP = re.compile(r"[\s,]*")
@@ -74,3 +77,34 @@ def dig(obj: Any, path: tuple[str, ...]) -> Any:
             return None
         obj = obj.get(key)
     return obj
+
+
+def compact_json(value: Any) -> str:
+    """A value re-serialized compactly: the raw text of an element whose span is unknown."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def batch_items(text: str, line: int, key: str, items: list[Any],
+                mapper: Callable[[Any, int, str], Any]) -> Iterator[Any]:
+    """Map each element of a batch with its own line and original text.
+
+    Args:
+        text: the batch value's text; line: the line where it starts.
+        key: the batch key (``items``, ``tasks`` …); items: its elements.
+        mapper: ``(element, line, raw) -> item`` of the loader.
+
+    Yields:
+        The mapper's items; an element whose mapping raises becomes a reject of that
+        element alone, so the rest of the batch is still read.
+    """
+    spans = element_spans(text, key, len(items))
+    for index, item in enumerate(items):
+        if spans is not None:
+            offset, raw = spans[index]
+            where = line + offset
+        else:  # not locatable: the element re-serialized, at the batch's line
+            where, raw = line, compact_json(item)
+        try:
+            yield mapper(item, where, raw)
+        except Exception as exc:  # one bad element must not stop the batch
+            yield Reject(where, f"cannot map record: {type(exc).__name__}: {exc}", raw)

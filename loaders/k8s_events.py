@@ -26,7 +26,6 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -36,8 +35,8 @@ import pyarrow as pa
 
 from loaders.base import Item, JsonLoader, Parsed, Reject
 from loaders.jsonreader import JsonRecord
+from loaders.k8s_batch import batch_items
 from loaders.k8s_batch import dig as _dig
-from loaders.k8s_batch import element_spans
 from loaders.schema import TIMESTAMP, Column
 from loaders.timeutil import TimeError, parse_iso
 
@@ -54,10 +53,6 @@ _WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 def _text(value: Any) -> str | None:
     return str(value) if isinstance(value, (str, int)) and value != "" else None
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def is_event(value: Any) -> bool:
@@ -109,14 +104,8 @@ class K8sEventsLoader(JsonLoader):
 
     def from_json(self, value: Any, rec: JsonRecord) -> Iterator[Item]:
         if isinstance(value, dict) and isinstance(value.get("items"), list):
-            items = value["items"]
-            spans = element_spans(rec.text, "items", len(items))
-            for index, item in enumerate(items):
-                if spans is not None:
-                    offset, raw = spans[index]
-                    yield self.event(item, rec.line + offset, raw, None)
-                else:
-                    yield self.event(item, rec.line, _dump(item), None)
+            yield from batch_items(rec.text, rec.line, "items", value["items"],
+                                   lambda item, line, raw: self.event(item, line, raw, None))
             return
         if isinstance(value, dict) and isinstance(value.get("object"), dict) and "type" in value:
             kind = value["type"]

@@ -18,7 +18,6 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +25,7 @@ import pyarrow as pa
 
 from loaders.base import Item, JsonLoader, Parsed, Reject
 from loaders.jsonreader import JsonRecord
-from loaders.k8s_batch import element_spans
+from loaders.k8s_batch import batch_items
 from loaders.schema import TIMESTAMP, Column
 from loaders.timeutil import TimeError, parse_iso
 
@@ -83,15 +82,7 @@ class MksClusterLoader(JsonLoader):
 
     def from_json(self, value: Any, rec: JsonRecord) -> Iterator[Item]:
         if isinstance(value, dict) and isinstance(value.get("tasks"), list):
-            tasks = value["tasks"]
-            spans = element_spans(rec.text, "tasks", len(tasks))
-            for index, task in enumerate(tasks):
-                if spans is not None:
-                    offset, raw = spans[index]
-                    yield self.task(task, rec.line + offset, raw)
-                else:
-                    raw = json.dumps(task, ensure_ascii=False, separators=(",", ":"))
-                    yield self.task(task, rec.line, raw)
+            yield from batch_items(rec.text, rec.line, "tasks", value["tasks"], self.task)
             return
         if isinstance(value, dict) and isinstance(value.get("task"), dict):
             value = value["task"]
