@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks.harness import PY, ROOT, WORK, Measurement, ingest_cmd, parse_cmd, run_measured
+from benchmarks.harness import (
+    PY,
+    ROOT,
+    WORK,
+    Measurement,
+    parse_and_ingest,
+    run_measured,
+)
 
 FIXTURE = ROOT / "tests" / "fixtures" / "k8s-audit" / "falco_trace_files_k8s_audit.jsonl"
 DUCKDB_JSON_TO_PARQUET = (
@@ -47,15 +53,5 @@ def measure(scale: int) -> list[Measurement]:
     src = WORK / f"k8s_audit-{scale}.jsonl"
     if not src.exists():
         generate(src, scale)
-    size = src.stat().st_size
     out = [duckdb_baseline("k8s_audit", src, scale)]
-    wall, rss = run_measured(parse_cmd(src, "k8s_audit"))
-    out.append(Measurement("k8s_audit", "parse (loaders.iter_batches)", "auditlens", scale,
-                           size, wall, rss))
-    store = WORK / "store"
-    shutil.rmtree(store, ignore_errors=True)
-    wall, rss = run_measured(ingest_cmd(src, store))
-    out.append(Measurement("k8s_audit", "ingest (auditlens ingest)", "auditlens", scale, size,
-                           wall, rss))
-    shutil.rmtree(store, ignore_errors=True)
-    return out
+    return out + parse_and_ingest("k8s_audit", src, "k8s_audit", scale)

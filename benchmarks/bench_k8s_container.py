@@ -23,7 +23,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from benchmarks.harness import PY, ROOT, WORK, Measurement, ingest_cmd, parse_cmd, run_measured
+from benchmarks.harness import (
+    PY,
+    ROOT,
+    WORK,
+    Measurement,
+    parse_and_ingest,
+    run_measured,
+)
 
 SUITE = "k8s_container"
 GEN_EVENTS = 40_000  # generator volume: gives ~4,800 container log messages
@@ -116,13 +123,4 @@ def measure(scale: int) -> list[Measurement]:
     parquet.unlink(missing_ok=True)
     out = [Measurement(SUITE, "duckdb read_csv + regexp_extract → Parquet", "baseline", lines,
                        size, wall, rss, "lines")]
-    wall, rss = run_measured(parse_cmd(src, SUITE))
-    out.append(Measurement(SUITE, "parse (loaders.iter_batches)", "auditlens", lines, size,
-                           wall, rss, "lines"))
-    store = WORK / "store-k8s_container"
-    shutil.rmtree(store, ignore_errors=True)
-    wall, rss = run_measured(ingest_cmd(src, store))
-    out.append(Measurement(SUITE, "ingest (auditlens ingest)", "auditlens", lines, size,
-                           wall, rss, "lines"))
-    shutil.rmtree(store, ignore_errors=True)
-    return out
+    return out + parse_and_ingest(SUITE, src, SUITE, lines, "lines")

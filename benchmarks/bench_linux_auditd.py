@@ -16,7 +16,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from benchmarks.harness import PY, ROOT, WORK, Measurement, ingest_cmd, parse_cmd, run_measured
+from benchmarks.harness import (
+    PY,
+    ROOT,
+    WORK,
+    Measurement,
+    parse_and_ingest,
+    run_measured,
+)
 
 SUITE = "linux_auditd"
 BASE_EVENTS = 20_000  # --events of the generator run the base file comes from
@@ -103,13 +110,4 @@ def measure(scale: int) -> list[Measurement]:
         wall, rss = run_measured([str(MSTICPY_PY), "-c", MSTICPY_READ, str(no_eoe)])
         out.append(Measurement(SUITE, "msticpy auditdextract.read_from_file", "baseline", events,
                                size, wall, rss))
-    wall, rss = run_measured(parse_cmd(src, SUITE))
-    out.append(Measurement(SUITE, "parse (loaders.iter_batches)", "auditlens", events, size,
-                           wall, rss))
-    store = WORK / "store-linux_auditd"
-    shutil.rmtree(store, ignore_errors=True)
-    wall, rss = run_measured(ingest_cmd(src, store))
-    out.append(Measurement(SUITE, "ingest (auditlens ingest)", "auditlens", events, size,
-                           wall, rss))
-    shutil.rmtree(store, ignore_errors=True)
-    return out
+    return out + parse_and_ingest(SUITE, src, SUITE, events)

@@ -9,14 +9,19 @@ times moved forward, so every event is distinct; ~95,000 events make ~100 MB.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.bench_k8s_audit import duckdb_baseline
-from benchmarks.harness import PY, ROOT, WORK, Measurement, ingest_cmd, parse_cmd, run_measured
+from benchmarks.harness import (
+    PY,
+    ROOT,
+    WORK,
+    Measurement,
+    parse_and_ingest,
+)
 
 SUITE = "selectel_audit"
 TEMPLATE_SEED = 11
@@ -59,15 +64,5 @@ def measure(scale: int) -> list[Measurement]:
     src = WORK / f"selectel_audit-{scale}.jsonl"
     if not src.exists():
         generate(src, scale)
-    size = src.stat().st_size
     out = [duckdb_baseline(SUITE, src, scale)]
-    wall, rss = run_measured(parse_cmd(src, "selectel_audit"))
-    out.append(Measurement(SUITE, "parse (loaders.iter_batches)", "auditlens", scale, size,
-                           wall, rss))
-    store = WORK / "store-selectel"
-    shutil.rmtree(store, ignore_errors=True)
-    wall, rss = run_measured(ingest_cmd(src, store))
-    out.append(Measurement(SUITE, "ingest (auditlens ingest)", "auditlens", scale, size,
-                           wall, rss))
-    shutil.rmtree(store, ignore_errors=True)
-    return out
+    return out + parse_and_ingest(SUITE, src, "selectel_audit", scale)

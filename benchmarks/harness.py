@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,3 +52,20 @@ def parse_cmd(path: Path, fmt: str) -> list[str]:
 def ingest_cmd(path: Path, store: Path, *extra: str) -> list[str]:
     """``auditlens ingest PATH --store STORE``."""
     return [PY, "-m", "analysis.cli", "ingest", str(path), "--store", str(store), *extra]
+
+
+def parse_and_ingest(suite: str, src: Path, fmt: str, count: int,
+                     unit: str = "events") -> list[Measurement]:
+    """The two auditlens rows of a suite: parse only, and ``auditlens ingest`` into a fresh
+    store of the suite's own (so suites never share one)."""
+    size = src.stat().st_size
+    wall, rss = run_measured(parse_cmd(src, fmt))
+    out = [Measurement(suite, "parse (loaders.iter_batches)", "auditlens", count, size, wall,
+                       rss, unit)]
+    store = WORK / f"store-{suite}"
+    shutil.rmtree(store, ignore_errors=True)
+    wall, rss = run_measured(ingest_cmd(src, store))
+    out.append(Measurement(suite, "ingest (auditlens ingest)", "auditlens", count, size, wall,
+                           rss, unit))
+    shutil.rmtree(store, ignore_errors=True)
+    return out
