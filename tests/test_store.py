@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import read_events, read_manifest, read_rejects
-from loaders.ingest import ingest
+from loaders.ingest import DEFER_HASH_BYTES, ingest
 from loaders.schema import event_schema
 from loaders.store import Store
 from tests.helpers import K8S_AUDIT, write_k8s_copy
@@ -73,6 +73,25 @@ def test_same_directory_twice_stores_nothing_new(tmp_path: Path) -> None:
     assert [(f.status, f.loaded) for f in again.files] == [("skipped", 0), ("skipped", 0)]
     assert "already in the store (52 records" in again.files[0].message
     assert sorted(p.name for p in store.root.rglob("*.parquet")) == before
+
+
+def test_large_files_hashed_while_parsing_are_still_recognised(tmp_path: Path) -> None:
+    # files of at least DEFER_HASH_BYTES with a size new to the store are hashed in a
+    # thread during parsing; repeats must still be skipped, and the manifest hash exact
+    big = tmp_path / "big.jsonl"
+    n = write_k8s_copy(big, "big", repeat=50)
+    assert big.stat().st_size >= DEFER_HASH_BYTES
+    same = tmp_path / "same.jsonl"
+    shutil.copy(big, same)
+    store = Store(tmp_path / "store")
+    report = ingest(store, [big, same])
+    assert [(f.status, f.loaded) for f in report.files] == [("ingested", n), ("skipped", 0)]
+    assert report.files[1].message == f"same content as {big} in this run"
+    assert read_manifest(store.root)["sha256"].tolist() == [
+        hashlib.sha256(big.read_bytes()).hexdigest()]
+    again = ingest(store, [same])
+    assert [(f.status, f.message) for f in again.files] == [
+        ("skipped", f"already in the store ({n:,} records, as {big})")]
 
 
 def test_overlapping_exports_count_duplicates(tmp_path: Path) -> None:

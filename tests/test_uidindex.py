@@ -1,0 +1,69 @@
+"""The stored-id index that lets a commit skip de-duplication, and both exact paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import loaders.store as store_module
+from analysis import read_events
+from loaders.base import make_uid
+from loaders.ingest import ingest
+from loaders.store import Store
+from loaders.uidindex import UidIndex, fingerprints
+from tests.helpers import write_k8s_copy
+
+
+def _uids(*keys: str) -> pa.Array:
+    return pa.array([make_uid("k8s_audit", k, "") for k in keys])
+
+
+def test_fingerprints_are_exact_64_bit_words_of_the_id_text() -> None:
+    uids = _uids("a", "b", "a")
+    fps = fingerprints(uids)
+    assert fps is not None and fps.dtype == np.uint64
+    assert fps[0] == fps[2] != fps[1]
+    assert fingerprints(uids.slice(1)).tolist() == fps[1:].tolist()  # offsets honoured
+    assert fingerprints(pa.array(["short"])) is None  # not our ids: always the exact path
+    assert fingerprints(pa.array([None], pa.string())) is None
+
+
+def test_index_says_new_only_when_no_fingerprint_is_stored(tmp_path: Path) -> None:
+    part = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"event_uid": _uids("a", "b")}), part)
+    index = UidIndex()
+    key = ("k8s_audit", "2026-11-01")
+    assert index.stored(key, [part]) == 2
+    assert index.is_new(key, [part], fingerprints(_uids("c", "d")))
+    assert not index.is_new(key, [part], fingerprints(_uids("c", "a")))  # stored
+    assert not index.is_new(key, [part], fingerprints(_uids("c", "c")))  # repeated
+    index.add(key, [part], fingerprints(_uids("c")))
+    assert not index.is_new(key, [part], fingerprints(_uids("c")))
+    assert index.stored(key, [part]) == 3
+    assert index.exact(key, [part]).to_pylist() == _uids("a", "b").to_pylist()
+
+
+@pytest.mark.parametrize("path", ["arrow", "duckdb"])
+def test_both_dedupe_paths_keep_the_first_copy_of_each_id(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    if path == "duckdb":
+        monkeypatch.setattr(store_module, "SMALL_STAGED_ROWS", 0)
+    full = tmp_path / "full.jsonl"
+    write_k8s_copy(full, "paths")
+    lines = full.read_text().splitlines()
+    a, b, c = (tmp_path / f"{x}.jsonl" for x in "abc")
+    a.write_text("\n".join(lines[:30]) + "\n")
+    b.write_text("\n".join(lines[20:] + lines[25:27]) + "\n")  # 10 stored, 2 repeated
+    c.write_text("\n".join(lines[:5]) + "\n ")  # all stored (differs by a blank)
+    store = Store(tmp_path / "store")
+    report = ingest(store, [a, b, c])
+    got = [(f.read, f.loaded, f.rejected, f.duplicate) for f in report.files]
+    assert got == [(30, 30, 0, 0), (31, 19, 0, 12), (5, 0, 0, 5)]
+    events = read_events(store.root)
+    assert len(events) == 49 and events["event_uid"].is_unique
+    first_b = events[events["source_file"] == str(b)]["source_line"].min()
+    assert first_b == 11  # line 31 of full (index 30) is b's line 11: the first new one
