@@ -33,6 +33,7 @@ SUITES: dict[str, tuple[str, int]] = {
     "linux_auditd": ("bench_linux_auditd", 190_000),
     "selectel_audit": ("bench_selectel_audit", 95_000),
     "windows_events": ("bench_windows_events", 30_000),
+    "small_files": ("bench_small_files", 200),  # files, not events
 }
 
 

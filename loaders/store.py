@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from loaders.base import REJECT_SCHEMA
 from loaders.schema import event_schema
-from loaders.uidindex import UidIndex, staged_fingerprints
+from loaders.uidindex import UidIndex, fingerprints, staged_fingerprints
 
 COMPRESSION = "zstd"
 SMALL_STAGED_ROWS = 200_000  # up to this many staged rows of a day are de-duplicated
@@ -126,11 +126,21 @@ def _crash_point(name: str) -> None:
 
 
 @dataclass
+class StagedDay:
+    """One UTC day of a file's events, staged: the file, its rows, and the fingerprints of
+    its ids (:func:`loaders.uidindex.fingerprints`, taken while writing)."""
+
+    path: Path
+    rows: int
+    fingerprints: np.ndarray | None
+
+
+@dataclass
 class Commit:
     """What one input file adds to the store (the manifest row, and the staged files)."""
 
     row: dict[str, object]
-    staged_events: dict[str, Path]
+    staged_events: dict[str, StagedDay]
     staged_rejects: Path | None
 
 
@@ -308,7 +318,7 @@ class Store:
             os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
         return row
 
-    def _write_parts(self, staged: dict[str, Path], source: str, stem: str,
+    def _write_parts(self, staged: dict[str, StagedDay], source: str, stem: str,
                      parts: list[str], tmp_files: list[Path]) -> tuple[int, int]:
         """Put one file's staged per-day event files into their partitions.
 
@@ -320,30 +330,32 @@ class Store:
         staged_rows = kept = 0
         con = None
         try:
-            for k, (day, path) in enumerate(sorted(staged.items())):
-                rows = pq.ParquetFile(path).metadata.num_rows
+            for k, (day, done) in enumerate(sorted(staged.items())):
+                path, rows, fps = done.path, done.rows, done.fingerprints
                 staged_rows += rows
                 directory = self.partition_dir(source, day)
                 directory.mkdir(parents=True, exist_ok=True)
                 final = directory / f"part-{stem}-{k:03d}.parquet"
                 tmp = directory / f".{final.name}.tmp"
-                existing = self.part_files(source, [day])
-                fps = staged_fingerprints(path)
-                if self._uids.is_new((source, day), existing, fps):
+                key = (source, day)
+
+                def existing(day: str = day) -> list[Path]:
+                    return self.part_files(source, [day])
+
+                if self._uids.is_new(key, existing, fps):
                     os.replace(path, tmp)
                     written = rows
                 elif rows <= SMALL_STAGED_ROWS and \
-                        _at_most(self._uids.stored((source, day), existing), SMALL_STORED_IDS):
-                    written = _dedupe_in_memory(path, self._uids.exact((source, day), existing),
-                                                tmp)
+                        _at_most(self._uids.stored(key, existing), SMALL_STORED_IDS):
+                    written, fps = _dedupe_in_memory(path, self._uids.exact(key, existing), tmp)
                 else:
                     con = con or self._duckdb()
-                    written = self._dedupe_into(con, path, [str(p) for p in existing], tmp)
+                    written = self._dedupe_into(con, path, [str(p) for p in existing()], tmp)
                     fps = staged_fingerprints(tmp) if written else None
                 if written == 0:
                     tmp.unlink(missing_ok=True)
                     continue
-                self._uids.add((source, day), existing, fps)
+                self._uids.add(key, existing, fps)
                 kept += written
                 fd = os.open(tmp, os.O_RDONLY)
                 os.fsync(fd)
@@ -394,23 +406,25 @@ def _at_most(n: int | None, limit: int) -> bool:
     return n is not None and n <= limit
 
 
-def _dedupe_in_memory(staged: Path, stored: pa.Array | None, out: Path) -> int:
+def _dedupe_in_memory(staged: Path, stored: pa.Array, out: Path
+                      ) -> tuple[int, np.ndarray | None]:
     """:meth:`Store._dedupe_into` for a small staged file and partition, with Arrow: no
     DuckDB query to plan (~25 ms each, which dominated directories of small files).
-    ``stored`` holds the partition's ids."""
+    ``stored`` holds the partition's ids. Returns the rows written and their fingerprints."""
     uids = pq.read_table(staged, columns=["event_uid"]).column(0)
     n = len(uids)
     order = pa.table({"u": uids, "i": pa.array(np.arange(n))})
     firsts = order.group_by("u", use_threads=False).aggregate([("i", "min")]).column("i_min")
     keep = np.zeros(n, bool)
     keep[firsts.to_numpy()] = True
-    if stored is not None and len(stored):
+    if len(stored):
         keep &= ~pc.is_in(uids, value_set=stored).to_numpy(zero_copy_only=False)
     kept = int(keep.sum())
-    if kept:
-        table = pq.read_table(staged)
-        pq.write_table(table.filter(pa.array(keep)), out, compression=COMPRESSION)
-    return kept
+    if not kept:
+        return 0, None
+    mask = pa.array(keep)
+    pq.write_table(pq.read_table(staged).filter(mask), out, compression=COMPRESSION)
+    return kept, fingerprints(uids.filter(mask))
 
 
 def _event_file_options(used: frozenset[str] | None) -> dict[str, Any]:
@@ -424,8 +438,19 @@ def _event_file_options(used: frozenset[str] | None) -> dict[str, Any]:
             "use_dictionary": [n for n in names if n in used]}
 
 
+_WRITER: list[ThreadPoolExecutor] = []
+
+
+def _writer_pool() -> ThreadPoolExecutor:
+    """The one background thread that writes staged files (started once per process)."""
+    if not _WRITER:
+        _WRITER.append(ThreadPoolExecutor(1, thread_name_prefix="auditlens-write"))
+    return _WRITER[0]
+
+
 def write_staged(tables: Iterator[tuple[str, pa.Table]], directory: Path, stem: str,
-                 used: frozenset[str] | None = None) -> tuple[dict[str, Path], Path | None]:
+                 used: frozenset[str] | None = None
+                 ) -> tuple[dict[str, StagedDay], Path | None]:
     """Write a file run's events, split by UTC day, and its rejects to staging Parquet.
 
     The event files are written as the store keeps them (zstd, full schema), so a day with
@@ -439,6 +464,8 @@ def write_staged(tables: Iterator[tuple[str, pa.Table]], directory: Path, stem: 
     rj_path = directory / f"{stem}.rejects.parquet"
     writers: dict[str, pq.ParquetWriter] = {}
     paths: dict[str, Path] = {}
+    rows: dict[str, int] = {}
+    fps: dict[str, list[np.ndarray | None]] = {}
     rj_writer: list[pq.ParquetWriter] = []
     pending: deque[Future[None]] = deque()
     options = _event_file_options(used)
@@ -457,20 +484,29 @@ def write_staged(tables: Iterator[tuple[str, pa.Table]], directory: Path, stem: 
                 paths[day] = directory / f"{stem}.events.{day}.parquet"
                 writer = writers[day] = pq.ParquetWriter(paths[day], event_schema(),
                                                          **options)
-            writer.write_table(table if len(unique) == 1 else table.filter(pc.equal(days, day)))
+            part = table if len(unique) == 1 else table.filter(pc.equal(days, day))
+            writer.write_table(part)
+            rows[day] = rows.get(day, 0) + part.num_rows
+            fps.setdefault(day, []).append(fingerprints(part.column("event_uid")))
 
-    with ThreadPoolExecutor(1, thread_name_prefix="auditlens-write") as pool:
-        try:
-            for kind, table in tables:
-                pending.append(pool.submit(events if kind == "events" else rejects, table))
-                while len(pending) > 1:  # at most one batch waits: memory stays bounded
-                    pending.popleft().result()
-            while pending:
+    pool = _writer_pool()
+    try:
+        for kind, table in tables:
+            pending.append(pool.submit(events if kind == "events" else rejects, table))
+            while len(pending) > 1:  # at most one batch waits: memory stays bounded
                 pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-            wait(pending)
-            for writer in [*writers.values(), *rj_writer]:
-                writer.close()
-    return paths, (rj_path if rj_writer else None)
+        while pending:
+            pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        wait(pending)
+        for writer in [*writers.values(), *rj_writer]:
+            writer.close()
+    staged = {day: StagedDay(path, rows[day], _joined(fps[day])) for day, path in paths.items()}
+    return staged, (rj_path if rj_writer else None)
+
+
+def _joined(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    found = [a for a in arrays if a is not None]
+    return np.concatenate(found) if len(found) == len(arrays) else None

@@ -18,6 +18,7 @@ Memory: 8 bytes an event of the days touched (10 M events in one day: 80 MB).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 UID_CHARS = 32  # make_uid: the first 32 hex digits of a SHA-256
+Parts = Callable[[], list[Path]]  # the partition's committed files, listed when needed
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MERGE_AT = 8  # sorted runs kept per day before they are merged into one
 _EXACT_KEYS = 8  # partitions whose ids are kept by exact()
@@ -68,7 +70,7 @@ class UidIndex:
         self._runs: dict[tuple[str, str], list[np.ndarray | None]] = {}
         self._exact: dict[tuple[str, str], pa.Array] = {}
 
-    def is_new(self, key: tuple[str, str], parts: list[Path], fps: np.ndarray | None) -> bool:
+    def is_new(self, key: tuple[str, str], parts: Parts, fps: np.ndarray | None) -> bool:
         """Whether the staged fingerprints ``fps`` are unique and none is stored in the
         partition ``key`` (whose committed files are ``parts``). False means "maybe not":
         de-duplicate exactly."""
@@ -83,22 +85,22 @@ class UidIndex:
                 return False
         return True
 
-    def exact(self, key: tuple[str, str], parts: list[Path]) -> pa.Array:
+    def exact(self, key: tuple[str, str], parts: Parts) -> pa.Array:
         """The partition's ids themselves (for small partitions; a few are cached)."""
         ids = self._exact.get(key)
         if ids is None:
             if len(self._exact) >= _EXACT_KEYS:
                 self._exact.clear()
-            chunks = [pq.read_table(p, columns=["event_uid"]).column(0) for p in parts]
+            chunks = [pq.read_table(p, columns=["event_uid"]).column(0) for p in parts()]
             ids = self._exact[key] = pa.chunked_array(chunks, pa.string()).combine_chunks()
         return ids
 
-    def stored(self, key: tuple[str, str], parts: list[Path]) -> int | None:
+    def stored(self, key: tuple[str, str], parts: Parts) -> int | None:
         """How many ids the partition holds (None if some are not of our form)."""
         runs = self._load(key, parts)
         return None if any(r is None for r in runs) else sum(len(r) for r in runs if r is not None)
 
-    def add(self, key: tuple[str, str], parts: list[Path], fps: np.ndarray | None) -> None:
+    def add(self, key: tuple[str, str], parts: Parts, fps: np.ndarray | None) -> None:
         """Record newly committed fingerprints of ``key``."""
         self._exact.pop(key, None)
         runs = self._load(key, parts)
@@ -107,10 +109,10 @@ class UidIndex:
         if len(runs) > _MERGE_AT and len(arrays) == len(runs):
             runs[:] = [np.sort(np.concatenate(arrays))]
 
-    def _load(self, key: tuple[str, str], parts: list[Path]) -> list[np.ndarray | None]:
+    def _load(self, key: tuple[str, str], parts: Parts) -> list[np.ndarray | None]:
         runs = self._runs.get(key)
         if runs is None:
-            found = [staged_fingerprints(p) for p in parts]
+            found = [staged_fingerprints(p) for p in parts()]
             arrays = [f for f in found if f is not None]
             if len(arrays) != len(found):
                 runs = [None]  # ids not of our form: always the exact path

@@ -37,14 +37,15 @@ def test_index_says_new_only_when_no_fingerprint_is_stored(tmp_path: Path) -> No
     pq.write_table(pa.table({"event_uid": _uids("a", "b")}), part)
     index = UidIndex()
     key = ("k8s_audit", "2026-11-01")
-    assert index.stored(key, [part]) == 2
-    assert index.is_new(key, [part], fingerprints(_uids("c", "d")))
-    assert not index.is_new(key, [part], fingerprints(_uids("c", "a")))  # stored
-    assert not index.is_new(key, [part], fingerprints(_uids("c", "c")))  # repeated
-    index.add(key, [part], fingerprints(_uids("c")))
-    assert not index.is_new(key, [part], fingerprints(_uids("c")))
-    assert index.stored(key, [part]) == 3
-    assert index.exact(key, [part]).to_pylist() == _uids("a", "b").to_pylist()
+    parts = lambda: [part]  # noqa: E731
+    assert index.stored(key, parts) == 2
+    assert index.is_new(key, parts, fingerprints(_uids("c", "d")))
+    assert not index.is_new(key, parts, fingerprints(_uids("c", "a")))  # stored
+    assert not index.is_new(key, parts, fingerprints(_uids("c", "c")))  # repeated
+    index.add(key, parts, fingerprints(_uids("c")))
+    assert not index.is_new(key, parts, fingerprints(_uids("c")))
+    assert index.stored(key, parts) == 3
+    assert index.exact(key, parts).to_pylist() == _uids("a", "b").to_pylist()
 
 
 @pytest.mark.parametrize("path", ["arrow", "duckdb"])
