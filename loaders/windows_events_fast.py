@@ -10,65 +10,41 @@ numbers and valid addresses. :func:`map_batch` returns a mask of those rows; eve
 record goes through the per-record path, so values, warnings and rejects never differ
 (``tests/test_windows_events_fast.py`` compares both paths on the real fixtures).
 
-``win_event_data`` is rebuilt from the record's own JSON text: on compact serde_json output,
-rewriting each ``"key":value`` pair (numbers and booleans quoted, ``", "``/``": "``
-separators) gives exactly ``json.dumps`` of the normalized fields, without decoding them.
+The records are split and read by :mod:`loaders.windows_events_fast_text`, which also
+rebuilds ``win_event_data`` from each record's own JSON text.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
 from loaders.schema import TIMESTAMP
+from loaders.windows_events_fast_text import read_batch
 from loaders.windows_events_map import audit_outcome
 from loaders.windows_events_model import canonical_ip
 from loaders.windows_events_table import EVENT_TABLE, SYSMON, family
 
-MIN_ROWS = 128  # below this the fixed cost (~150 Arrow calls, ~5 ms) exceeds the per-record path
+MIN_ROWS = 128  # below this the fixed cost (~300 Arrow calls, ~3 ms) exceeds the per-record path
 _DETAIL_CHARS = 300  # as in windows_events_map._message
 
-# JSON text of a string without escapes that json.loads + json.dumps(ensure_ascii=False)
-# would rewrite (\u…, \/), an integer Python prints alike, and a literal.
-# Escaped backslashes and quotes are masked first (control characters never occur raw in
-# JSON text), so a string is then quote, no quote, quote.
-_BS, _QUOTE = "\x03", "\x04"
-_ED_KEY = ',"EventData":'
-_STR = r'"(?:[^"\\\x00-\x02\x05-\x1f]|\\[bfnrt])*"'
-_NUMBER = r'0|-?[1-9][0-9]{0,17}'
-_VAL = rf'{_STR}|{_NUMBER}|true|false|null'
-_FLAT = rf'^\{{(?:{_STR}:(?:{_VAL})(?:,{_STR}:(?:{_VAL}))*)?\}}$'
-_BARE = rf'": ({_NUMBER}|true|false)([,}}])'
-# keys event_data() skips or treats specially: leave those records to it
-_ODD_KEY = r'[{,]"(?:@|#|xmlns"|[^"]*_attributes")'
-# where the literal rewrites of _stringify could take a quote inside a key or value for
-# a structural one (a text that starts or ends with ':' or ','): leave those records too
-_AMBIGUOUS = r'[:{,]":|,"[,}:]'
 _ISO_Z = r'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$'
 _ISO_NAIVE = r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$'
+# six fraction digits, not all zero: "0{k}[1-9][0-9]{5-k}"
+_SIX_DIGITS = r'^.{19}\.(?:' + "|".join(f"0{{{k}}}[1-9][0-9]{{{5 - k}}}" for k in range(6)) \
+    + r')Z$'
 _DECIMAL = r'^-?[0-9]{1,18}$'
 _PY_SPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())  # str.strip()'s set
-_EMPTY = ["", "-", "null", "n/a"]
-# One thread per parse: batches are small, and the evtx parser's own threads and the other
-# files of a run keep the cores busy; the thread pool hand-offs cost more than they give.
-_SERIAL = pj.ReadOptions(use_threads=False, block_size=64 << 20)
-
-_SYSTEM = pa.schema([("Event", pa.struct([("System", pa.struct([
-    ("Provider", pa.struct([("#attributes", pa.struct([("Name", pa.string())]))])),
-    ("EventID", pa.int64()),
-    ("Keywords", pa.string()),
-    ("TimeCreated", pa.struct([("#attributes", pa.struct([("SystemTime", pa.string())]))])),
-    ("EventRecordID", pa.int64()),
-    ("Channel", pa.string()),
-    ("Computer", pa.string()),
-    ("Security", pa.struct([("#attributes", pa.struct([("UserID", pa.string())]))])),
-]))]))])
-
+# the placeholders clean() drops ("", "-", "null", "n/a" once lower-cased), in every case:
+# matching these spellings is one pass, lower-casing every value first was two (no other
+# character lower-cases to an ASCII letter of these words)
+_EMPTY = pa.array(sorted({"", "-", *(
+    "".join(c.upper() if bit else c for c, bit in zip(word, bits, strict=True))
+    for word in ("null", "n/a") for bits in itertools.product((0, 1), repeat=len(word)))}))
 # EventData names the Sysmon shapes read (CaseFields matches them case-insensitively).
 _NEEDED = frozenset(n.lower() for n in (
     "User", "SubjectUserName", "SubjectDomainName", "SubjectUserSid", "Image", "ProcessId",
@@ -80,16 +56,14 @@ _NEEDED = frozenset(n.lower() for n in (
     "QueryStatus", "QueryName", "QueryResults", "TargetFilename", "Device", "PipeName",
     "TargetObject", "Details", "NewName", "EventType", "ImageLoaded", "Name", "Consumer",
     "Query", "Destination", "Filter"))
+
+
+def _wanted(name: str) -> bool:
+    return name.lower() in _NEEDED or name == "UtcTime"
+
+
 _SHAPES = ("process_create", "process", "process_access", "network", "dns", "file", "pipe",
            "registry", "image_load", "driver", "wmi", "generic")
-
-
-def _ndjson(docs: pa.Array) -> pa.Buffer:
-    """The strings of an array joined by newlines, as one buffer (no Python strings)."""
-    lines = pc.binary_join_element_wise(docs, "", "\n")
-    offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
-    start, end = int(offsets[0]), int(offsets[-1])
-    return lines.buffers()[2].slice(start, end - start)
 
 
 def _map_unique(arr: pa.Array, fn: Callable[[Any], Any], typ: pa.DataType) -> pa.Array:
@@ -102,8 +76,18 @@ def _map_unique(arr: pa.Array, fn: Callable[[Any], Any], typ: pa.DataType) -> pa
 def _clean(arr: pa.Array) -> pa.Array:
     """``clean()``: stripped text, None for Windows placeholders (``-``, empty, ``n/a``)."""
     text = pc.utf8_trim(arr, _PY_SPACE)
-    return pc.if_else(pc.is_in(pc.utf8_lower(text), pa.array(_EMPTY)),
+    return pc.if_else(pc.is_in(text, _EMPTY),
                       pa.scalar(None, pa.string()), text)
+
+
+def clean_all(arrays: list[pa.Array]) -> list[pa.Array]:
+    """:func:`_clean` of several arrays of one length in one call (per-call overhead
+    dominates small batches)."""
+    if not arrays:
+        return []
+    n = len(arrays[0])
+    flat = _clean(pa.concat_arrays(arrays))
+    return [flat.slice(i * n, n) for i in range(len(arrays))]
 
 
 def _true(mask: pa.Array) -> pa.Array:
@@ -113,23 +97,30 @@ def _true(mask: pa.Array) -> pa.Array:
 class _Batch:
     """Columns of one batch and the mask of rows the fast path maps exactly."""
 
-    def __init__(self, data: pa.Table, masked: pa.Array, n: int) -> None:
+    def __init__(self, data: pa.Table, keys: pa.Array, n: int) -> None:
         self.n = n
-        self.ok = pa.array([True] * n)
+        self._bad: list[pa.Array] = []
         self._lower: dict[str, list[str]] = {}
         for name in data.column_names:
             self._lower.setdefault(name.lower(), []).append(name)
-        self._masked = masked
+        self._keys = keys
         self.null = pa.nulls(n, pa.string())
         # every column cleaned in one call (per-call overhead dominates small batches)
         names = data.column_names
-        flat = _clean(pa.concat_arrays([data.column(x).combine_chunks() for x in names])) \
-            if names else self.null
-        self._clean = {x: flat.slice(i * n, n) for i, x in enumerate(names)}
+        self._clean = dict(zip(names, clean_all([data.column(x).combine_chunks()
+                                                 for x in names]), strict=True))
         self._cache: dict[str, pa.Array] = {}
 
     def refuse(self, bad: pa.Array) -> None:
-        self.ok = pc.and_(self.ok, pc.invert(_true(bad)))
+        """Leave the rows where ``bad`` is true to the per-record path (null: keep)."""
+        self._bad.append(bad)
+
+    def ok(self) -> list[bool]:
+        """Per row, whether no refusal hit it."""
+        bad = self._bad[0] if self._bad else pa.array([False] * self.n)
+        for more in self._bad[1:]:  # Kleene: true wins over null, so a null never refuses
+            bad = pc.or_kleene(bad, more)
+        return pc.invert(_true(bad)).to_pylist()
 
     def field(self, name: str) -> pa.Array:
         """The cleaned value of one field, case-insensitively (like CaseFields)."""
@@ -142,11 +133,11 @@ class _Batch:
                 self._cache[low] = self._clean[names[0]]
             else:  # the per-record path keeps the last spelling: leave rows with several
                 count = pa.array([0] * self.n, pa.int64())
-                for x in names:  # "Name": occurs only as a key (quotes in values are masked)
+                for x in names:  # "Name": occurs only as a key (read_batch made sure)
                     if '"' in x or "\\" in x:
                         count = pa.array([2] * self.n, pa.int64())
                         break
-                    seen = pc.match_substring(self._masked, f'"{x}":')
+                    seen = pc.match_substring(self._keys, f'"{x}":')
                     count = pc.add(count, pc.cast(seen, pa.int64()))
                 self.refuse(pc.greater(count, 1))
                 self._cache[low] = pc.coalesce(*(self._clean[x] for x in names))
@@ -176,89 +167,6 @@ def _join(*parts: Any) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _stringify(masked: pa.Array) -> pa.Array:
-    """Flat compact JSON objects (escapes masked) to ``json.dumps`` of their values as text.
-
-    With escaped backslashes and quotes masked, every remaining ``"`` is structural: ``":``
-    ends a key and ``,"`` starts one (records where a key or value itself starts or ends
-    with ``:`` or ``,`` are excluded by ``_AMBIGUOUS``), so literal replacements give
-    json.dumps's separators.
-    """
-    out = pc.replace_substring(pc.replace_substring(masked, '":', '": '), ',"', ', "')
-    out = pc.replace_substring_regex(out, _BARE, '": "\\1"\\2')  # 12 -> "12", true -> "true"
-    return pc.replace_substring(pc.replace_substring(out, _BS, "\\\\"), _QUOTE, '\\"')
-
-
-def _odd(text: str) -> bool:
-    """A record whose System the fixed parse schema would refuse (EventID with
-    Qualifiers) or whose data the per-record path merges (UserData). Python's substring
-    search is several times faster here than Arrow's."""
-    return (not text.startswith('{"Event":{') or '"EventID":{' in text
-            or '"UserData"' in text)
-
-
-def _event_data(raw: pa.Array, odd: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-    """The masked ``EventData`` text of each record, whether it is a flat object, whether
-    the record has the shape the System parse expects (or none at all), and the record
-    without its EventData (what the System parse reads: half the bytes)."""
-    # the separator appended to every record makes the split always give two parts
-    parts = pc.split_pattern(_join(raw, _ED_KEY), _ED_KEY, max_splits=1)
-    before, after = pc.list_element(parts, 0), pc.list_element(parts, 1)
-    has_ed = pc.starts_with(after, "{")
-    head = pc.if_else(has_ed, _join(before, "}}"), before)
-    ed = pc.utf8_slice_codeunits(after, 0, -(len(_ED_KEY) + 2))  # text[i + 13:-2]
-    # EventData that is not an object (null), or not the last element of Event
-    hazard = pc.or_(odd, pc.and_(pc.not_equal(after, ""), pc.invert(has_ed)))
-    hazard = pc.or_(hazard, pc.and_(has_ed, pc.invert(pc.ends_with(raw, "}}"))))
-    # \\ then \" (left to right, so \\" stays an escaped backslash and a closing quote)
-    masked = pc.replace_substring(pc.replace_substring(ed, "\\\\", _BS), '\\"', _QUOTE)
-    flat = _true(pc.and_(has_ed, pc.and_(pc.match_substring_regex(masked, _FLAT),
-                                         pc.invert(pc.match_substring_regex(
-                                             masked, f"{_ODD_KEY}|{_AMBIGUOUS}")))))
-    usable = pc.and_(pc.invert(_true(hazard)), pc.or_(flat, pc.invert(has_ed)))
-    return masked, flat, usable, head
-
-
-def _read(ndjson: pa.Buffer, schema: pa.Schema | None = None) -> pa.Table:
-    """Newline-delimited JSON to a table: only ``schema``'s fields when given."""
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore") \
-        if schema is not None else None
-    return pj.read_json(pa.BufferReader(ndjson), read_options=_SERIAL, parse_options=options)
-
-
-def _parse(raw: pa.Array, odd: pa.Array
-           ) -> tuple[pa.Table, pa.Table, pa.Array, pa.Array, pa.Array] | None:
-    """System fields, EventData fields (text), the masked EventData, ``win_event_data``, and
-    which records the parses could read."""
-    masked, flat, usable, head = _event_data(raw, odd)
-    sys_docs = pc.if_else(usable, head, "{}")
-    text = _stringify(pc.if_else(flat, masked, "{}"))
-    try:
-        system = _read(_ndjson(sys_docs), _SYSTEM)
-        # all values are text now; Arrow may still guess timestamps from some, so read
-        # again with a string schema when it did
-        docs = _ndjson(text)
-        data = _read(docs)
-        names = [f.name for f in data.schema if f.name.lower() in _NEEDED or f.name == "UtcTime"]
-        if any(data.schema.field(x).type not in (pa.string(), pa.null()) for x in names):
-            data = _read(docs, pa.schema([(x, pa.string()) for x in names]))
-        # a field null in every record of the batch reads as type null: make it text
-        data = data.select(names).cast(pa.schema([(x, pa.string()) for x in names]))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None  # something unexpected in the batch: all of it goes per record
-    if system.num_rows != len(raw) or data.num_rows != len(raw):
-        return None
-    event_data = pc.if_else(pc.equal(text, "{}"), pa.scalar(None, pa.string()), text)
-    return system, data, masked, event_data, usable
-
-
-def _sys(system: pa.Table, *path: str) -> pa.Array:
-    arr = system.column("Event").combine_chunks().field("System")
-    for name in path:
-        arr = arr.field(name)
-    return arr
-
-
 def map_batch(texts: Sequence[str], lines: Sequence[int]) -> tuple[pa.Table, list[bool]] | None:
     """Map a batch of evtx-rs JSON records; None when the batch must go per record.
 
@@ -266,18 +174,16 @@ def map_batch(texts: Sequence[str], lines: Sequence[int]) -> tuple[pa.Table, lis
         (table with the schema columns, ``source_line``, ``raw`` and ``native_id``; per row,
         whether the table's row is exact — the others must be mapped one by one)
     """
-    raw = pa.array(texts, pa.string())
-    parsed = _parse(raw, pa.array(list(map(_odd, texts)), pa.bool_()))
+    parsed = read_batch(texts, _wanted)
     if parsed is None:
         return None
-    system, data, masked, event_data, usable = parsed
-    b = _Batch(data, masked, len(texts))
-    b.refuse(pc.invert(usable))
-    channel, provider = _clean(_sys(system, "Channel")), _clean(
-        _sys(system, "Provider", "#attributes", "Name"))
-    computer = _clean(_sys(system, "Computer"))
-    keywords = _clean(_sys(system, "Keywords"))
-    event_id, record_id = _sys(system, "EventID"), _sys(system, "EventRecordID")
+    raw = pa.array(texts, pa.string())
+    system, data = parsed.system, parsed.data
+    b = _Batch(data, parsed.keys, len(texts))
+    b.refuse(pc.invert(parsed.usable))
+    channel, provider, computer, keywords, created, user_sid = clean_all(
+        [system[x] for x in ("channel", "provider", "computer", "keywords", "time", "user_sid")])
+    event_id, record_id = system["event_id"], system["record_id"]
     fam = _map_unique(pc.binary_join_element_wise(
         pc.fill_null(channel, ""), pc.fill_null(provider, ""), "\x1f"),
         lambda v: family(*(x or None for x in v.split("\x1f"))), pa.string())
@@ -286,15 +192,18 @@ def map_batch(texts: Sequence[str], lines: Sequence[int]) -> tuple[pa.Table, lis
     known = pc.is_in(event_id, pa.array(list(rules), pa.int64()))
     b.refuse(pc.invert(_true(pc.and_(sysmon, known))))
 
-    def per_rule(attr: str) -> pa.Array:
-        return _map_unique(event_id, lambda e: getattr(rules[e], attr) if e in rules else None,
-                           pa.string())
+    ids = pc.unique(event_id)
+    where = pc.index_in(event_id, value_set=ids)
+    found = [rules.get(e) for e in ids.to_pylist()]
+
+    def per_rule(attr: str) -> pa.Array:  # _map_unique, the distinct ids looked up once
+        return pc.take(pa.array([None if r is None else getattr(r, attr) for r in found],
+                                 pa.string()), where)
 
     category, action, shape, fixed = (per_rule("category"), per_rule("action"),
                                       per_rule("shape"), per_rule("outcome"))
 
     # time: System/TimeCreated/@SystemTime; anything else (zero, odd text) goes per record
-    created = _clean(_sys(system, "TimeCreated", "#attributes", "SystemTime"))
     iso = _true(pc.match_substring_regex(created, _ISO_Z))
     b.refuse(pc.invert(iso))
     try:
@@ -308,8 +217,8 @@ def map_batch(texts: Sequence[str], lines: Sequence[int]) -> tuple[pa.Table, lis
                                          pa.timestamp("us")), "UTC")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    b.refuse(_true(pc.less_equal(pc.year(ts), 1601)))
-    b.refuse(_true(pc.less_equal(pc.year(utc), 1601)))
+    b.refuse(pc.less_equal(pc.year(ts), 1601))
+    b.refuse(pc.less_equal(pc.year(utc), 1601))
 
     logon = b.get("LogonId", "SubjectLogonId")
     out: dict[str, pa.Array] = {
@@ -320,10 +229,10 @@ def map_batch(texts: Sequence[str], lines: Sequence[int]) -> tuple[pa.Table, lis
         "process_command_line": b.get("CommandLine"), "session_id": logon,
         "win_logon_id": logon, "win_event_id": event_id, "win_channel": channel,
         "win_provider": provider, "win_record_id": record_id,
-        "win_user_sid": _clean(_sys(system, "Security", "#attributes", "UserID")),
+        "win_user_sid": user_sid,
         "win_utc_time": utc, "win_rule_name": b.get("RuleName"),
         "win_process_guid": b.get("ProcessGuid"), "win_hashes": b.get("Hashes"),
-        "win_event_data": event_data,
+        "win_event_data": parsed.event_data,
     }
     _apply_shapes(b, out, shape)
     # outcome: what the shape said, else the rule's, else the audit keywords, else success
@@ -331,23 +240,34 @@ def map_batch(texts: Sequence[str], lines: Sequence[int]) -> tuple[pa.Table, lis
     out["outcome"] = pc.coalesce(out.get("outcome", b.null), fixed, audit, "success")
     out["message"] = _message(out, computer, b.null)
     # native id: (computer, channel, EventRecordID, time), as event_item builds it
-    stamp = pc.replace_substring_regex(pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S"),
-                                       r"\.000000$", "")
+    stamp = _stamp(created, ts)
     out["native_id"] = pc.binary_join_element_wise(
         _map_unique(computer, lambda v: v and v.casefold(), pa.string()),
         _map_unique(channel, lambda v: v and v.casefold(), pa.string()),
         pc.cast(record_id, pa.string()), _join(stamp, "+00:00"), "\x1f")
     out["source_line"] = pa.array(lines, pa.int64())
     out["raw"] = raw
-    return pa.table(out), b.ok.to_pylist()
+    return pa.table(out), b.ok()
+
+
+def _stamp(created: pa.Array, ts: pa.Array) -> pa.Array:
+    """``ts.isoformat()`` without the offset. evtx-rs writes six fraction digits and ``Z``:
+    that text less the ``Z`` is it, unless the fraction is zero (isoformat omits it)."""
+    six = _true(pc.match_substring_regex(created, _SIX_DIGITS))
+    if pc.all(pc.or_(six, pc.is_null(created))).as_py():
+        return pc.utf8_slice_codeunits(created, 0, -1)
+    return pc.replace_substring_regex(pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S"),
+                                      r"\.000000$", "")
 
 
 def _apply_shapes(b: _Batch, out: dict[str, pa.Array], shape: pa.Array) -> None:
     """The Sysmon shapes of windows_events_shapes, each applied where its rows are."""
+    present = set(pc.unique(shape).to_pylist())
+
     def put(name: str, **cols: Any) -> None:
-        where = _true(pc.equal(shape, name))
-        if not pc.any(where).as_py():
+        if name not in present:
             return
+        where = _true(pc.equal(shape, name))
         for col, value in cols.items():
             value = value() if callable(value) else value
             if isinstance(value, str):
@@ -371,7 +291,7 @@ def _apply_shapes(b: _Batch, out: dict[str, pa.Array], shape: pa.Array) -> None:
         target=lambda: g("TargetImage"), win_process_guid=lambda: g("SourceProcessGuid"),
         win_target_process_guid=lambda: g("TargetProcessGuid"),
         win_granted_access=lambda: g("GrantedAccess"))
-    if pc.any(_true(pc.equal(shape, "network"))).as_py():
+    if "network" in present:
         dst_ip, dst_port = b.ip(g("DestinationIp")), b.to_int(g("DestinationPort"))
         host = pc.if_else(_true(pc.match_substring(dst_ip, ":")), _join("[", dst_ip, "]"),
                           dst_ip)

@@ -7,6 +7,7 @@ compares all columns (``ingest_id`` aside) and the counts, warnings and rejects.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,9 @@ def test_fast_path_maps_the_whole_sysmon_fixture() -> None:
 def _edits(text: str, i: int) -> str:
     edits = [
         lambda t: t.replace('"User":"NT AUTHORITY\\\\SYSTEM"', '"User":" - "'),
+        lambda t: t.replace('"User":"NT AUTHORITY\\\\SYSTEM"', '"User":"N/A"'),
+        lambda t: re.sub(r'"Image":"[^"]*"', '"Image":"NuLL"', t, count=1),
+        lambda t: re.sub(r'"CommandLine":"[^"]*"', '"CommandLine":"n/A "', t, count=1),
         lambda t: re.sub(r'"ProcessId":\d+', '"ProcessId":"0x1a2c"', t, count=1),
         lambda t: re.sub(r'"ProcessId":\d+', '"ProcessId":" 42 "', t, count=1),
         lambda t: t.replace('"Image":"', '"Image":"C:\\\\caf\\u00e9\\\\'),
@@ -95,6 +99,31 @@ def _edits(text: str, i: int) -> str:
         lambda t: t.replace('"EventData":{', '"EventData":{"a:":",",', 1),
         lambda t: t.replace('"EventData":{', '"EventData":{"":"","b":"}","c":",x",', 1),
         lambda t: "{not json" + t,
+        # escaped quotes and backslashes next to the separators the rewrite looks for
+        lambda t: t.replace('"Image":"', '"Image":"a\\":b', 1),
+        lambda t: t.replace('"CommandLine":"', '"CommandLine":"x,\\"y\\", ', 1),
+        lambda t: t.replace('"EventData":{', '"EventData":{"k\\\\":"v",', 1),
+        lambda t: t.replace('"EventData":{', '"EventData":{"a\\"b_attributes":"x",', 1),
+        lambda t: t.replace('"Image":"', '"Image":"C:\\\\dir\\\\","Z":"', 1),
+        lambda t: t.replace('"Image":"', '"Image":"\\\\\\"q', 1),
+        lambda t: t.replace('"EventData":{', '"EventData":{"UserData":"u",', 1),
+        lambda t: re.sub(r'\}\}\}$', '},"X":1}}', t),
+        lambda t: t.replace('"Provider":{', '"Provider":{"Extra":1,', 1),
+        lambda t: re.sub(r'"SystemTime":"[^"]*"', '"SystemTime":"2017-12-26T13:10:29.000000Z"', t),
+        lambda t: re.sub(r'"SystemTime":"[^"]*"', '"SystemTime":"2017-12-26T13:10:29.100000Z"', t),
+        # System values and layouts the System pattern must take exactly or leave
+        lambda t: t.replace('"Computer":"', '"Computer":"A\\\\', 1),
+        lambda t: t.replace('"Computer":"', '"Computer":"caf\\u00e9 ', 1),
+        lambda t: t.replace('"Computer":"', '"Computer":"café ', 1),
+        lambda t: re.sub(r',"Security":\{[^{}]*\{[^{}]*\}\}', '', t, count=1),
+        lambda t: re.sub(r'"Security":\{[^{}]*\{[^{}]*\}\}', '"Security":{}', t, count=1),
+        lambda t: t.replace('"Correlation":null',
+                            '"Correlation":{"#attributes":{"ActivityID":"{A1-B2}"}}', 1),
+        lambda t: t.replace('"Version":5', '"Version":null', 1),
+        lambda t: t.replace('"Version":5', '"Version":05', 1),
+        lambda t: t.replace('"Keywords":"', '"Keywords":"\\t', 1),
+        lambda t: t.replace('"EventRecordID":', '"EventRecordID":"', 1).replace(
+            ',"Correlation"', '","Correlation"', 1),
         lambda t: t,
     ]
     return edits[i % len(edits)](text)
@@ -148,3 +177,22 @@ def test_fast_path_equals_per_record_path_on_edited_records(
     images = result.events["process_image"].dropna()
     assert images.str.startswith("C:\\café\"q\"\\").any()
     assert set(result.events["src_ip"].dropna()) >= {"10.0.0.5", "fe80::1"}
+
+
+def test_system_pattern_captures_what_json_loads_reads() -> None:
+    from loaders.windows_events_fast_text import SYSTEM_FIELDS, _split
+
+    records = _edited_records()
+    rows, _eds, _has_ed, hazard = _split([r.text for r in records])
+    assert 100 < hazard.count(False) < len(records)
+    for rec, row, bad in zip(records, rows, hazard, strict=True):
+        if bad:
+            continue
+        system = json.loads(rec.text)["Event"]["System"]
+        want = (system["Provider"]["#attributes"]["Name"], system["EventID"],
+                system["Keywords"], system["TimeCreated"]["#attributes"]["SystemTime"],
+                system["EventRecordID"], system["Channel"], system["Computer"],
+                ((system.get("Security") or {}).get("#attributes") or {}).get("UserID"))
+        got = dict(zip(SYSTEM_FIELDS, row, strict=True))
+        got["event_id"], got["record_id"] = int(got["event_id"]), int(got["record_id"])
+        assert tuple(got.values()) == want
