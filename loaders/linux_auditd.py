@@ -7,82 +7,43 @@ record. Blank lines and ``#`` comment lines are not records. Events are assemble
 bounded window (see :mod:`loaders.linux_auditd_events`); an event whose records are
 visibly incomplete (lost SYSCALL, missing EXECVE arguments or PATH items) is still loaded,
 with ``audit_incomplete`` set and a ``parse_warning`` naming what is missing.
+
+A record line without a ``msg=audit(<time>:<serial>)`` stamp (``type=UNKNOWN[1329] msg=?``)
+cannot be grouped with any event, but it is real input: it is loaded as an event of its
+own, with the time of the record line before it, a null ``audit_serial`` and a
+``parse_warning`` saying so (native id: that record's stamp + ``~nostampN``). Only such a
+line with no record before it is rejected, as is any line that is not an audit record.
+
+The file is read in blocks (:mod:`loaders.linux_auditd_read`), bodies are split by the
+fast tokenizer when plain (:mod:`loaders.linux_auditd_split`) and repeated auxiliary bodies
+once (:class:`~loaders.linux_auditd_fields.RecordParser`); each fast path gives the values
+of the line-by-line one (``tests/test_linux_auditd_fast.py``).
 """
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
 from loaders.base import Item, Loader, Parsed, ParsedTable, Reject, Source
+from loaders.inputs import Line
 from loaders.linux_auditd_categories import CATEGORIES as CATEGORIES  # re-exported
-from loaders.linux_auditd_categories import categorize
-from loaders.linux_auditd_events import (
-    Assembler,
-    Event,
-    assemble_argv,
-    path_items,
-    path_target,
-    to_json,
-)
-from loaders.linux_auditd_fields import (
-    UNSET_ID,
-    Record,
-    canonical_ip,
-    decode_key,
-    decode_proctitle,
-    decode_sockaddr,
-    decode_value,
-    parse_record,
-)
-from loaders.linux_auditd_syscalls import syscall_name
-from loaders.linux_auditd_table import FIELD_COLUMNS, RowBatch, int64
+from loaders.linux_auditd_events import Assembler, Event, Key
+from loaders.linux_auditd_fields import RecordParser, stampless_record
+from loaders.linux_auditd_map import map_event
+from loaders.linux_auditd_read import Block, read_pieces
+from loaders.linux_auditd_table import FIELD_COLUMNS, RowBatch
 from loaders.schema import Column
 
-# records that only complete another record (they never name the event)
-_AUX_TYPES = frozenset({
-    "SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE", "SOCKADDR", "BPRM_FCAPS", "MMAP",
-    "OBJ_PID", "FD_PAIR", "IPC", "CAPSET", "MQ_OPEN", "MQ_SENDRECV", "MQ_NOTIFY",
-    "MQ_GETSETATTR", "EOE", "UNKNOWN",
-})
-_NEEDS_SYSCALL = frozenset({"EXECVE", "CWD", "PATH", "PROCTITLE", "SOCKADDR"})
-_OUTCOMES = {
-    "success": "success", "yes": "success", "1": "success",
-    "failed": "failure", "failure": "failure", "no": "failure", "0": "failure",
-}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_SECONDS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds())
+_BORROWED_KEYS = 10_000  # stamps remembered for numbering stampless records
 _SNIFF = re.compile(rb"(?m)^(?:node=\S+ )?type=[A-Z_0-9\[\]]+ msg=audit\(\d+\.\d+:\d+\)")
-
-
-def _outcome(primary: dict[str, str], merged: dict[str, str]) -> str:
-    decision = primary.get("avc_decision") or primary.get("apparmor", "").strip('"')
-    if decision:
-        return "denied" if decision.lower() == "denied" else "success"
-    for value in (primary.get("res"), merged.get("res"), merged.get("success")):
-        if value is not None:
-            return _OUTCOMES.get(value.strip("'\"").lower(), "unknown")
-    return "unknown"
-
-
-def _id(value: str | None) -> str | None:
-    return None if value in (None, UNSET_ID, "-1", "?") else value
-
-
-def _name(enriched: dict[str, str], key: str) -> str | None:
-    value = enriched.get(key)
-    return None if value in (None, "unset", "?", "") else value
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int64(int(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class LinuxAuditdLoader(Loader):
@@ -128,56 +89,13 @@ class LinuxAuditdLoader(Loader):
         return _SNIFF.search(head[:16384]) is not None
 
     def parse(self, src: Source) -> Iterator[Item]:
-        # mapped events are batched into Arrow tables (see linux_auditd_table); the batch is
-        # flushed before any reject so that items stay in input order
-        assembler = Assembler()
-        batch = RowBatch()
-        size = src.options.batch_size
-        rows = batch.rows
-        for line in src.lines():
-            text = line.text
-            if text is None:
-                if rows:
-                    yield ParsedTable(batch.take())
-                    rows = batch.rows
-                yield Reject(line.number, line.warning or "unreadable line", "")
-                continue
-            if text[:5] == "type=" or text[:5] == "node=":
-                rec = parse_record(text, line.number)
-            elif not text.strip() or text.lstrip().startswith("#"):
-                continue
+        run = _Run(src.options.batch_size)
+        for piece in read_pieces(src):
+            if isinstance(piece, Block):
+                yield from run.block(piece, src)
             else:
-                rec = parse_record(text, line.number)
-            if rec is None:
-                if rows:
-                    yield ParsedTable(batch.take())
-                    rows = batch.rows
-                yield Reject(line.number, _why_not(text), text)
-                continue
-            if line.warning:
-                rec.warning = f"line {line.number}: {line.warning}"
-                rec.text = line.raw or text
-            for ev in assembler.add(rec):
-                try:
-                    rows.append(self.row(ev))
-                except Exception as exc:  # one bad event must not stop the file
-                    if rows:
-                        yield ParsedTable(batch.take())
-                        rows = batch.rows
-                    yield _reject(ev, exc)
-            if len(rows) >= size:
-                yield ParsedTable(batch.take())
-                rows = batch.rows
-        for ev in assembler.flush():
-            try:
-                rows.append(self.row(ev))
-            except Exception as exc:
-                if rows:
-                    yield ParsedTable(batch.take())
-                    rows = batch.rows
-                yield _reject(ev, exc)
-        if rows:
-            yield ParsedTable(batch.take())
+                yield from run.line(piece)
+        yield from run.finish()
 
     def event(self, ev: Event) -> Parsed:
         """Map one assembled event to schema fields.
@@ -197,7 +115,7 @@ class LinuxAuditdLoader(Loader):
                       warnings=warning.split("; ") if warning else None)
 
     def row(self, ev: Event) -> tuple[Any, ...]:
-        """Map one assembled event to one row, in ``ROW_COLUMNS`` order.
+        """Map one assembled event to one row (see :func:`loaders.linux_auditd_map.map_event`).
 
         Args:
             ev: the event's records.
@@ -205,121 +123,139 @@ class LinuxAuditdLoader(Loader):
         Returns:
             The schema values, then source line, raw text, native id and parse warning.
         """
-        recs = ev.records
-        by_type: dict[str, list[Record]] = {}
-        primary: Record | None = None
-        for rec in recs:
-            kind = rec.type
-            group = by_type.get(kind)
-            if group is None:
-                by_type[kind] = [rec]
-            else:
-                group.append(rec)
-            if primary is None and kind not in _AUX_TYPES:
-                primary = rec
-        syscall_rec = by_type["SYSCALL"][0] if "SYSCALL" in by_type else None
-        head = primary or syscall_rec or (recs[0] if recs else None)
-        kind = head.type if head else "EOE"
-        # the fields of the naming record win over the SYSCALL's; other records (CWD, PATH,
-        # EXECVE…) are read by type below. Dict unpacking keeps this at C speed.
-        pfields = head.fields if head else {}
-        merged: dict[str, str] = {}
-        if len(by_type) > 1 or len(recs) > 1:
-            for rec in recs:
-                if rec.type not in _AUX_TYPES and rec is not head:
-                    merged.update({k: v for k, v in rec.fields.items() if k not in merged})
-        if syscall_rec is not None and syscall_rec is not head:
-            merged = {**merged, **syscall_rec.fields, **pfields}
-            enriched = {**syscall_rec.enriched, **(head.enriched if head else {})}
-        else:
-            merged = {**merged, **pfields} if merged else pfields
-            enriched = head.enriched if head else {}
-        get = merged.get
-        problems: list[str] = []
-        if ev.fragment:
-            problems.append("late records of an event already emitted")
-        if syscall_rec is None and not _NEEDS_SYSCALL.isdisjoint(by_type):
-            problems.append("SYSCALL record missing")
+        return map_event(ev)
 
-        syscall = enriched.get("SYSCALL") or syscall_name(get("arch"), get("syscall"))
-        args: list[str] | None = None
-        if "EXECVE" in by_type:
-            args, missing = assemble_argv(by_type["EXECVE"])
-            problems.extend(missing)
-        proctitle = decode_proctitle(by_type["PROCTITLE"][0].fields.get("proctitle")) \
-            if "PROCTITLE" in by_type else None
-        paths = path_items(by_type["PATH"]) if "PATH" in by_type else []
-        items = _int(get("items"))
-        if items is not None and len(paths) < items:
-            problems.append(f"{items - len(paths)} of {items} PATH records missing")
-        family = address = None
-        port: int | None = None
-        if "SOCKADDR" in by_type:
-            family, address, port = decode_sockaddr(by_type["SOCKADDR"][0].fields.get("saddr"))
 
-        category = categorize(kind, syscall, family is not None)
-        if kind == "SYSCALL" and category != "network" and args is not None:
-            category = "process"
-        action = (syscall or f"syscall {get('syscall', '?')}") if kind == "SYSCALL" else kind
+class _Run:
+    """One file's parsing state: records are assembled into events, and mapped events are
+    batched into Arrow tables (see linux_auditd_table); the batch is flushed before any
+    reject so that items stay in input order."""
 
-        acct = decode_value("acct", pfields.get("acct") or get("acct"))
-        uid, auid = _id(get("uid")), _id(get("auid"))
-        user: str | None
-        user_id: str | None = None
-        if acct:
-            user = acct
-        elif "id" in pfields and category in ("authentication", "session"):
-            user, user_id = _name(enriched, "ID") or pfields["id"], pfields["id"]
-        else:
-            user = _name(enriched, "UID") or _name(enriched, "AUID") or uid or auid
-            user_id = uid
+    def __init__(self, batch_size: int) -> None:
+        self.assembler = Assembler()
+        self.batch = RowBatch()
+        self.size = batch_size
+        self.record = RecordParser()
+        # stamp (node, seconds, fraction, serial) and line of the last record read, and
+        # how many stampless records took their time from each stamp
+        self.last: tuple[Key, int] | None = None
+        self.borrowed: dict[Key, int] = {}
 
-        command: str | None
-        if args is not None:
-            command = " ".join(args)
-        else:
-            command = proctitle or decode_value("cmd", get("cmd"))
-        exe = decode_value("exe", get("exe"))
-        cwd = decode_value("cwd", by_type["CWD"][0].fields.get("cwd")) if "CWD" in by_type \
-            else decode_value("cwd", get("cwd"))
-        addr = get("addr")
-        src_ip = canonical_ip(addr) if addr is not None else None
-        target_type, target = _target(category, kind, pfields, merged, acct, exe, paths,
-                                      family, address, port)
-        outcome = _outcome(pfields, merged)
-        node, sec, frac, serial = ev.key
-        # epoch microseconds: Arrow converts ints ~50x faster than datetimes
-        seconds = int(sec)
-        if seconds > _MAX_SECONDS:
-            raise OverflowError("date value out of range")
-        ts = seconds * 1_000_000 + int(frac[:6].ljust(6, "0"))
-        avc = None
-        if "avc_decision" in merged:
-            avc = f"{merged['avc_decision']} {{ {get('avc_permissions', '')} }}"
-        elif "apparmor" in merged:
-            avc = f"apparmor {decode_value('apparmor', merged['apparmor'])}"
-        audit_serial = int64(int(serial))
-        if audit_serial is None:
-            raise ValueError(f"serial {serial} out of range")
+    def block(self, block: Block, src: Source) -> Iterator[Item]:
+        """Items of a block of record lines; stops where the runner stopped the file."""
+        start = 0
+        while start < len(block.lines):
+            with _gc_paused():
+                start, items = self._records(block, start)
+            yield from items
+            if src.stopped:
+                return
+        node, _, sec, frac, serial, _ = block.headers[-1]
+        self.last = (node or None, sec, frac, serial), len(block.lines) + block.first - 1
 
-        warnings = [f"incomplete event: {p}" for p in problems]
-        warnings += [r.warning for r in recs if r.warning]
-        return (
-            ts, category, action, outcome, user, user_id, src_ip, _id(get("ses")), node,
-            target_type, target, _int(get("pid")), _int(get("ppid")), exe, command,
-            _message(user, action, target, command, src_ip, outcome),
-            kind, ",".join([r.type for r in recs]) or None, len(recs), audit_serial,
-            bool(problems), syscall, decode_key(get("key")), _int(get("exit")),
-            auid, _name(enriched, "AUID"), uid, _name(enriched, "UID"), _id(get("euid")),
-            _name(enriched, "EUID"), decode_value("tty", get("tty")),
-            decode_value("terminal", get("terminal")), decode_value("hostname", get("hostname")),
-            decode_value("op", get("op")), decode_value("comm", get("comm")), cwd,
-            to_json(args) if args is not None else None, proctitle,
-            to_json(paths) if paths else None, family, address, port, avc,
-            decode_value("subj", get("subj")),
-            ev.first_line, "\n".join(ev.lines), ev.native_id(),
-            "; ".join(warnings) if warnings else None,
-        )
+    def _records(self, block: Block, start: int) -> tuple[int, list[Item]]:
+        """Assemble and map a block's records from ``start`` until some items are to be
+        yielded; (where to go on, the items)."""
+        add = self.assembler.add
+        parts = self.record.parts
+        lines = block.lines
+        first = block.first
+        for i in range(start, len(lines)):
+            node, kind, sec, frac, serial, body = block.headers[i]
+            done = add(parts(node or None, kind, sec, frac, serial, body, first + i, lines[i]))
+            if done:
+                items = self.emit(done)
+                if items:
+                    return i + 1, items
+        return len(lines), []
+
+    def line(self, line: Line) -> list[Item]:
+        """Items of one line read alone."""
+        text = line.text
+        if text is None:
+            return [*self.flush(), Reject(line.number, line.warning or "unreadable line", "")]
+        rec = self.record(text, line.number)
+        if rec is None:
+            if not text.strip() or text.lstrip().startswith("#"):
+                return []
+            return self.stampless(line, text)
+        if line.warning:
+            rec.warning = f"line {line.number}: {line.warning}"
+            rec.text = line.raw or text
+        self.last = (rec.node, rec.sec, rec.frac, rec.serial), line.number
+        return self.emit(self.assembler.add(rec))
+
+    def stampless(self, line: Line, text: str) -> list[Item]:
+        """A line that is not a record with a stamp: a record line without one (``type=…
+        msg=?``) is an event of its own with the time of the record before it, flagged in
+        its parse_warning (it cannot be grouped with any event); else a reject."""
+        rec = None
+        if self.last is not None:
+            key, before = self.last
+            rec = stampless_record(text, line.number, *key[1:])
+        if rec is None:
+            return [*self.flush(), Reject(line.number, _why_not(text), text)]
+        warnings = [f"line {line.number}: no msg=audit(<time>:<serial>) stamp, time taken "
+                    f"from the record before it (line {before})"]
+        if line.warning:
+            warnings.append(f"line {line.number}: {line.warning}")
+            rec.text = line.raw or text
+        rec.warning = "; ".join(warnings)
+        if len(self.borrowed) > _BORROWED_KEYS:
+            self.borrowed.clear()
+        count = self.borrowed[key] = self.borrowed.get(key, 0) + 1
+        ev = Event((rec.node, *key[1:]), [rec], [rec.text], line.number, borrowed=count)
+        return self.emit([ev])
+
+    def emit(self, events: Sequence[Event]) -> list[Item]:
+        """Map events into the batch; the items to yield (a full batch, rejects)."""
+        items: list[Item] = []
+        rows = self.batch.rows
+        for ev in events:
+            try:
+                rows.append(map_event(ev))
+            except Exception as exc:  # one bad event must not stop the file
+                items += self.flush()
+                rows = self.batch.rows
+                items.append(_reject(ev, exc))
+        if len(rows) >= self.size:
+            items += self.flush()
+        return items
+
+    def finish(self) -> list[Item]:
+        """The events still open at the end, and the last batch."""
+        items: list[Item] = []
+        rows = self.batch.rows
+        for ev in self.assembler.flush():
+            try:
+                rows.append(map_event(ev))
+            except Exception as exc:
+                items += self.flush()
+                rows = self.batch.rows
+                items.append(_reject(ev, exc))
+        return items + self.flush()
+
+    def flush(self) -> list[Item]:
+        """The pending rows as one table item, if any."""
+        return [ParsedTable(self.batch.take())] if self.batch.rows else []
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while one block is read (never across a yield).
+
+    The records and events of a block are short-lived and hold no reference cycles, but the
+    collector, run every few hundred allocations, would promote the ones still open in the
+    assembly window to the oldest generation and so trigger full collections: about 15% of
+    the loader's time. Paused, it sees only what outlives a block.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _reject(ev: Event, exc: Exception) -> Reject:
@@ -327,49 +263,10 @@ def _reject(ev: Event, exc: Exception) -> Reject:
                   "\n".join(ev.lines))
 
 
-def _target(
-    category: str, kind: str, pfields: dict[str, str], merged: dict[str, str],
-    acct: str | None, exe: str | None, paths: list[dict[str, str | None]],
-    family: str | None, address: str | None, port: int | None,
-) -> tuple[str | None, str | None]:
-    """(target_type, target): what the event acted on, by category."""
-    if category == "network" and family:
-        if port is None:
-            return "socket", address
-        host = f"[{address}]" if family == "inet6" else address
-        return "socket", f"{host}:{port}"
-    if kind in ("AVC", "USER_AVC") or kind.startswith("APPARMOR"):
-        name = decode_value("name", merged.get("name")) or decode_value("path", merged.get("path"))
-        return decode_value("tclass", merged.get("tclass")) or "object", \
-            name or path_target(paths)
-    if category == "access_management" and kind != "SYSCALL":
-        name = acct or decode_value("grp", pfields.get("grp")) or pfields.get("id")
-        return ("account", name) if name else (None, None)
-    if kind == "CONFIG_CHANGE":
-        return "audit_config", decode_value("op", pfields.get("op")) or next(
-            (k for k in pfields if k.startswith("audit_")), None)
-    if category == "file":
-        return "file", path_target(paths)
-    if category == "process" and exe:
-        return "executable", exe
-    return None, None
-
-
-def _message(user: str | None, action: str, target: str | None, command: str | None,
-             src_ip: str | None, outcome: str) -> str:
-    parts = [user or "?", action]
-    if command:
-        parts.append(command if len(command) <= 200 else command[:200] + "…")
-    elif target:
-        parts.append(target)
-    if src_ip:
-        parts.append(f"from {src_ip}")
-    return " ".join(parts) + f" -> {outcome}"
-
-
 def _why_not(text: str) -> str:
     if "type=" in text and "msg=" in text:
-        return "audit record without a msg=audit(<time>:<serial>) stamp"
+        return ("audit record without a msg=audit(<time>:<serial>) stamp, and no record "
+                "before it to take a time from")
     return "not an audit record (expected `type=TYPE msg=audit(<time>:<serial>): …`)"
 
 

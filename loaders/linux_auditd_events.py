@@ -11,6 +11,7 @@ whatever the file size. There is deliberately no time-gap rule: the clock in a l
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from loaders.linux_auditd_fields import EMPTY_VALUES, Record, decode_value, hex_bytes
@@ -32,6 +33,8 @@ class Event:
         first_line: line of its first record.
         start: running record count when it was opened (for the window).
         fragment: 0 normally; N for the N-th late piece of an event already emitted.
+        borrowed: 0 normally; N for the N-th record without a ``msg=audit(...)`` stamp
+            that took its time from the record ``key`` names (the one before it).
     """
 
     key: Key
@@ -40,11 +43,15 @@ class Event:
     first_line: int = 0
     start: int = 0
     fragment: int = 0
+    borrowed: int = 0
 
     def native_id(self) -> str:
-        """node + time + serial (+ ``#N`` for a late fragment)."""
+        """node + time + serial (+ ``#N`` for a late fragment, ``~nostampN`` for a record
+        without a stamp)."""
         node, sec, frac, serial = self.key
         base = f"{node or ''}:{sec}.{frac}:{serial}"
+        if self.borrowed:
+            return f"{base}~nostamp{self.borrowed}"
         return f"{base}#{self.fragment}" if self.fragment else base
 
 
@@ -59,11 +66,13 @@ class Assembler:
         self.window = window
         self._open: dict[Key, Event] = {}
         self._count = 0
+        # start of the oldest open event (the first in insertion order), or None
+        self._oldest: int | None = None
         # recently emitted keys -> fragments seen (insertion-ordered, trimmed in bulk), so
         # a very late record becomes a flagged fragment instead of a second "whole" event
         self._recent: dict[Key, int] = {}
 
-    def add(self, rec: Record) -> list[Event]:
+    def add(self, rec: Record) -> Sequence[Event]:
         """Add one record.
 
         Args:
@@ -78,18 +87,27 @@ class Assembler:
         ev = opened.get(key)
         if ev is None:
             ev = opened[key] = Event(key, [], [rec.text], rec.line, count)
+            if self._oldest is None:
+                self._oldest = count
             fragment = self._recent.get(key)
             if fragment is not None:
                 ev.fragment = fragment + 1
         else:
             ev.lines.append(rec.text)
-        done: list[Event] = []
+        done: Sequence[Event] = ()
         if rec.type == "EOE":
-            done.append(self._close(key))
+            done = [self._close(key)]
         else:
             ev.records.append(rec)
         # the oldest open event is the first in insertion order
-        limit = count - self.window
+        oldest = self._oldest
+        if oldest is not None and oldest <= count - self.window:
+            done = [*done, *self._expire(count - self.window)]
+        return done
+
+    def _expire(self, limit: int) -> list[Event]:
+        done = []
+        opened = self._open
         while opened:
             head = next(iter(opened.values()))
             if head.start > limit:
@@ -102,7 +120,10 @@ class Assembler:
         return [self._close(key) for key in list(self._open)]
 
     def _close(self, key: Key) -> Event:
-        ev = self._open.pop(key)
+        opened = self._open
+        ev = opened.pop(key)
+        if ev.start == self._oldest:
+            self._oldest = next(iter(opened.values())).start if opened else None
         recent = self._recent
         recent.pop(key, None)
         recent[key] = ev.fragment

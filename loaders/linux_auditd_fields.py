@@ -15,10 +15,14 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
+from loaders.linux_auditd_split import split_simple
+
 _HEADER = re.compile(
     r"(?:node=(?P<node>\S+) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
     r"msg=audit\((?P<sec>\d+)\.(?P<frac>\d+):(?P<serial>\d+)\):?"
 )
+# a record whose msg= is not an audit(<time>:<serial>) stamp, e.g. ``type=UNKNOWN[1329] msg=?``
+_STAMPLESS = re.compile(r"(?:node=(\S+) )?type=([A-Za-z0-9_\[\]]+)(?= msg=)")
 # key=value where value is "double quoted", 'single quoted' (a nested user message) or bare
 # (a negative lookbehind — "not preceded by anything but whitespace or '(' " — is the same
 # test as "at the start or after whitespace or '('", and about 25% faster to scan)
@@ -79,7 +83,12 @@ def parse_record(text: str, line: int) -> Record | None:
     if m is None:
         return None
     node, kind, sec, frac, serial = m.groups()
-    body = text[m.end():]
+    return make_record(node, kind, sec, frac, serial, text[m.end():], line, text)
+
+
+def make_record(node: str | None, kind: str, sec: str, frac: str, serial: str, body: str,
+                line: int, text: str) -> Record:
+    """The record of a line whose header is already split (``body`` follows it)."""
     enriched: dict[str, str] = {}
     if ENRICH_SEP in body:
         body, _, interpreted = body.partition(ENRICH_SEP)
@@ -87,6 +96,62 @@ def parse_record(text: str, line: int) -> Record | None:
             enriched[key] = _unquote(value)
     fields = split_fields(body) if body else {}
     return Record(node, kind, sec, frac, serial, fields, enriched, line, text)
+
+
+def stampless_record(text: str, line: int, sec: str, frac: str, serial: str) -> Record | None:
+    """A record line without a ``msg=audit(<time>:<serial>)`` stamp, given the stamp to use
+    (its fields include ``msg``); None when the line is not ``type=TYPE msg=…``."""
+    m = _STAMPLESS.match(text)
+    if m is None:
+        return None
+    node, kind = m.groups()
+    return make_record(node, kind, sec, frac, serial, text[m.end():], line, text)
+
+
+# record types whose bodies repeat verbatim in real logs (the same binary, directory,
+# command line): their fields are split once per distinct body
+_CACHED_TYPES = frozenset({"PATH", "CWD", "PROCTITLE", "EXECVE", "SOCKADDR", "EOE"})
+
+
+class RecordParser:
+    """:func:`parse_record` with the fields of repeated auxiliary bodies split once.
+
+    Records with the same body then share one ``fields`` dict (never modified after
+    parsing). Bodies longer than ``longest`` are not kept, and the cache is emptied when it
+    holds ``size`` bodies, so memory stays bounded.
+
+    Args:
+        size: the most bodies kept.
+        longest: the longest body kept.
+    """
+
+    def __init__(self, size: int = 4096, longest: int = 4096) -> None:
+        self.size = size
+        self.longest = longest
+        self._cache: dict[str, dict[str, str]] = {}
+
+    def __call__(self, text: str, line: int) -> Record | None:
+        """Same as :func:`parse_record`."""
+        m = _HEADER.match(text)
+        if m is None:
+            return None
+        node, kind, sec, frac, serial = m.groups()
+        return self.parts(node, kind, sec, frac, serial, text[m.end():], line, text)
+
+    def parts(self, node: str | None, kind: str, sec: str, frac: str, serial: str,
+              body: str, line: int, text: str) -> Record:
+        """Same as :func:`make_record`."""
+        if kind in _CACHED_TYPES:
+            fields = self._cache.get(body)
+            if fields is not None:
+                return Record(node, kind, sec, frac, serial, fields, {}, line, text)
+            if ENRICH_SEP not in body and len(body) <= self.longest:
+                fields = split_fields(body) if body else {}
+                if len(self._cache) >= self.size:
+                    self._cache.clear()
+                self._cache[body] = fields
+                return Record(node, kind, sec, frac, serial, fields, {}, line, text)
+        return make_record(node, kind, sec, frac, serial, body, line, text)
 
 
 def split_fields(body: str) -> dict[str, str]:
@@ -102,6 +167,18 @@ def split_fields(body: str) -> dict[str, str]:
     Returns:
         Field name to value as written (quotes kept).
     """
+    out = split_simple(body)
+    if out is None:
+        out = _split_general(body)
+    if "avc:" in body:
+        m = _AVC.search(body)
+        if m:
+            out.setdefault("avc_decision", m[1])
+            out.setdefault("avc_permissions", m[2].strip())
+    return out
+
+
+def _split_general(body: str) -> dict[str, str]:
     out = dict(_PAIR.findall(body))
     nested = out.get("msg")
     if nested is not None and nested[:1] == "'":
@@ -113,11 +190,6 @@ def split_fields(body: str) -> dict[str, str]:
                 if value[-1:] == ")" and "(" not in value:
                     value = value[:-1]
             out.setdefault(key, value)
-    if "avc:" in body:
-        m = _AVC.search(body)
-        if m:
-            out.setdefault("avc_decision", m[1])
-            out.setdefault("avc_permissions", m[2].strip())
     return out
 
 

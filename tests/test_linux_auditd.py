@@ -26,6 +26,7 @@ from tests.conftest import FIXTURES
 DIR = FIXTURES / "linux-auditd"
 ALL = sorted(p for p in DIR.iterdir() if p.name != "PROVENANCE.tsv")
 _STAMP = re.compile(r"^(?:node=(\S+) )?type=\S+ msg=audit\((\d+\.\d+):(\d+)\)", re.M)
+_NO_STAMP = re.compile(r"^(?:node=\S+ )?type=\S+ msg=(?!audit\(\d+\.\d+:\d+\))", re.M)
 
 
 def _text(path: Path) -> str:
@@ -47,24 +48,46 @@ def _event(path: Path, serial: int, host: str | None = None) -> dict[str, Any]:
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_one_event_per_node_time_serial(path: Path) -> None:
-    keys = set(_STAMP.findall(_text(path)))
+    text = _text(path)
+    keys = set(_STAMP.findall(text))
+    stampless = len(_NO_STAMP.findall(text))  # one event each (none is a file's first line)
     result = loaders.load(path)
     assert result.source == "linux_auditd"
-    assert len(result.events) == len(keys)
-    assert result.counts.read == len(keys) + result.counts.rejected
+    assert len(result.events) == len(keys) + stampless
+    assert result.counts.read == len(keys) + stampless + result.counts.rejected
     assert result.events["event_uid"].is_unique
 
 
-def test_real_fixtures_have_no_rejects_except_stampless_record() -> None:
+def test_real_fixtures_have_no_rejects() -> None:
     for path in ALL:
-        if path.name.startswith("synthetic"):
-            continue
-        rejects = loaders.load(path).rejects
-        if path.name == "go-libaudit_auparse_audit-rhel7.log":
-            assert rejects["source_line"].tolist() == [31]
-            assert "msg=audit(<time>:<serial>)" in rejects["reason"][0]
-        else:
-            assert rejects.empty, path.name
+        if not path.name.startswith("synthetic"):
+            assert loaders.load(path).rejects.empty, path.name
+
+
+def test_stampless_record_is_its_own_flagged_event(tmp_path: Path) -> None:
+    ev = _event(DIR / "go-libaudit_auparse_audit-rhel7.log", 390)
+    result = loaders.load(DIR / "go-libaudit_auparse_audit-rhel7.log")
+    row = result.events[result.events["source_line"] == 31].iloc[0]
+    assert row["raw"] == "type=UNKNOWN[1329] msg=?"
+    assert row["timestamp"] == ev["timestamp"]  # line 30's, the record before it
+    assert pd.isna(row["audit_serial"]) and not row["audit_incomplete"]
+    assert (row["audit_type"], row["action"], row["category"]) == (
+        "UNKNOWN[1329]", "UNKNOWN[1329]", "system")
+    assert row["parse_warning"] == ("line 31: no msg=audit(<time>:<serial>) stamp, time taken "
+                                    "from the record before it (line 30)")
+    # repeated stampless lines stay distinct events; before any record, one is a reject
+    path = tmp_path / "audit.log"
+    path.write_text("type=UNKNOWN[1329] msg=?\n"
+                    "type=USER_CMD msg=audit(1700000000.250:5): pid=1 res=success\n"
+                    "type=UNKNOWN[1329] msg=?\nnode=h2 type=UNKNOWN[1329] msg=?\n")
+    result = loaders.load(path)
+    assert (result.counts.read, result.counts.loaded, result.counts.rejected) == (4, 3, 1)
+    assert result.rejects["source_line"].tolist() == [1]
+    assert "no record before it" in result.rejects["reason"][0]
+    rows = result.events[result.events["audit_type"] == "UNKNOWN[1329]"]
+    assert rows["host"].fillna("").tolist() == ["", "h2"]
+    assert rows["timestamp"].tolist() == [pd.Timestamp("2023-11-14 22:13:20.250", tz="UTC")] * 2
+    assert result.events["event_uid"].is_unique
 
 
 def test_msticpy_counts_and_failed_ssh_login() -> None:
