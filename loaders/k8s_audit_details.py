@@ -22,9 +22,11 @@ Items are therefore not strictly in input order; each keeps its own line number.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 from loaders.base import Duplicate, Item, Parsed
 from loaders.k8s_batch import dig as _dig
@@ -39,6 +41,7 @@ STAGE_RANK: dict[str, int] = {
     "Panic": 2,
 }
 _FINAL = 2
+_EARLY = frozenset(stage for stage, rank in STAGE_RANK.items() if rank < _FINAL)
 
 # resources whose requestObject carries a pod template, and where it sits
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -107,8 +110,49 @@ def request_details(resource: str, request: Any) -> dict[str, Any]:
     return out
 
 
-class StageMerger:
+@dataclass(slots=True)
+class TableRows:
+    """The rows of one fast-path table (:mod:`loaders.k8s_audit_fast`), as the merger sees
+    them: each row's line, ``k8s_stage`` and auditID (None: not merged)."""
+
+    table: Any
+    lines: list[int]
+    stages: list[str | None]
+    ids: list[str | None]
+
+    def row(self, index: int) -> TableRow:
+        """One row as an item the merger can hold."""
+        return TableRow(self.lines[index], self.stages[index], self.ids[index], self, index)
+
+
+@dataclass(slots=True)
+class TableRow:
+    """A row of :class:`TableRows`, merged by the same rules as a :class:`~loaders.base.Parsed`
+    item (see :meth:`StageMerger.push_rows`)."""
+
+    line: int
+    stage: str | None
+    native_id: str | None
+    block: TableRows
+    index: int
+
+
+Held = TypeVar("Held", bound="Parsed | TableRow")
+
+
+def _stage(item: Parsed | TableRow) -> str | None:
+    return item.stage if isinstance(item, TableRow) else item.fields.get("k8s_stage")
+
+
+def _rank(stage: str | None) -> int:
+    return STAGE_RANK.get(stage, _FINAL) if stage else _FINAL
+
+
+class StageMerger(Generic[Held]):
     """Keep the most complete stage per audit id in bounded memory (see module docstring).
+
+    ``StageMerger[Parsed]`` merges the per-event path's items; the fast path's merger also
+    takes :class:`TableRow` items, in the same sequence, so the rules span both.
 
     Args:
         window: how many later records an incomplete stage waits for its completion.
@@ -118,17 +162,66 @@ class StageMerger:
     def __init__(self, window: int = PENDING_WINDOW, memory: int = REMEMBERED_IDS) -> None:
         self.window = window
         self.memory = memory
-        self._pending: OrderedDict[str, tuple[Parsed, int, int]] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[Held, int, int]] = OrderedDict()
         self._done: OrderedDict[str, str] = OrderedDict()
         self._seq = 0
 
-    def push(self, item: Item) -> Iterator[Item]:
+    def push(self, item: Item | Held) -> Iterator[Item | Held]:
         """Take the next item; yield what is ready (it, a Duplicate, or expired ones)."""
         self._seq += 1
-        if isinstance(item, Parsed) and item.native_id:
-            yield from self._merge(item, item.native_id)
+        if isinstance(item, (Parsed, TableRow)) and item.native_id:
+            yield from self._merge(cast(Held, item), item.native_id)
         else:
             yield item
+        if self._pending:
+            yield from self._expire()
+
+    def push_rows(self: StageMerger[Parsed | TableRow], rows: TableRows, start: int, stop: int
+                  ) -> list[int | Item | TableRow]:
+        """:meth:`push` rows ``start`` to ``stop`` of a table in turn.
+
+        Returns:
+            Everything they make ready, in order; a row of ``rows`` that goes out at once
+            is given by its index (the common case costs no item).
+        """
+        out: list[int | Item | TableRow] = []
+        done, pending = self._done, self._pending
+        ids, stages = rows.ids, rows.stages
+        due = self._due()
+        for index in range(start, stop):
+            self._seq += 1
+            key, stage = ids[index], stages[index]
+            if not key:
+                out.append(index)
+            elif stage not in _EARLY and key not in done and key not in pending:
+                out.append(index)  # _merge then _emit, inline
+                done[key] = stage or "-"
+                if len(done) > self.memory:
+                    done.popitem(last=False)
+            else:
+                out.extend(self._merge(rows.row(index), key))
+                due = 0
+            if self._seq >= due:
+                out.extend(self._expire())
+                due = self._due()
+        return out
+
+    def _due(self) -> int | float:
+        """The next count of records at which :meth:`_expire` may have something to do."""
+        if not self._pending:
+            return math.inf
+        if len(self._pending) > self.window:
+            return self._seq
+        _held, _rank, seq = next(iter(self._pending.values()))
+        return seq + self.window + 1
+
+    def flush(self) -> Iterator[Held]:
+        """Yield the records still waiting for a later stage (end of input)."""
+        while self._pending:
+            key, (held, _rank, _seq) = self._pending.popitem(last=False)
+            yield self._emit(key, held)
+
+    def _expire(self) -> Iterator[Held]:
         while self._pending:
             key, (held, _rank, seq) = next(iter(self._pending.items()))
             if self._seq - seq <= self.window and len(self._pending) <= self.window:
@@ -136,15 +229,9 @@ class StageMerger:
             del self._pending[key]
             yield self._emit(key, held)
 
-    def flush(self) -> Iterator[Item]:
-        """Yield the records still waiting for a later stage (end of input)."""
-        while self._pending:
-            key, (held, _rank, _seq) = self._pending.popitem(last=False)
-            yield self._emit(key, held)
-
-    def _merge(self, item: Parsed, key: str) -> Iterator[Item]:
-        stage = item.fields.get("k8s_stage")
-        rank = STAGE_RANK.get(stage, _FINAL) if stage else _FINAL
+    def _merge(self, item: Held, key: str) -> Iterator[Duplicate | Held]:
+        stage = _stage(item)
+        rank = _rank(stage)
         kept = self._done.get(key)
         if kept is not None:
             yield Duplicate(item.line, f"auditID {key}: stage {stage or '-'} repeats a record "
@@ -155,10 +242,9 @@ class StageMerger:
             held, held_rank, seq = pending
             if rank <= held_rank:
                 yield Duplicate(item.line, f"auditID {key}: stage {stage} repeats the stage "
-                                           f"{held.fields.get('k8s_stage')} record at line "
-                                           f"{held.line}")
+                                           f"{_stage(held)} record at line {held.line}")
                 return
-            yield Duplicate(held.line, f"auditID {key}: stage {held.fields.get('k8s_stage')} "
+            yield Duplicate(held.line, f"auditID {key}: stage {_stage(held)} "
                                        f"superseded by stage {stage} at line {item.line}")
             if rank < _FINAL:
                 self._pending[key] = (item, rank, seq)  # keeps its place in the window
@@ -171,8 +257,8 @@ class StageMerger:
             return
         yield self._emit(key, item)
 
-    def _emit(self, key: str, item: Parsed) -> Parsed:
-        self._done[key] = str(item.fields.get("k8s_stage") or "-")
+    def _emit(self, key: str, item: Held) -> Held:
+        self._done[key] = str(_stage(item) or "-")
         if len(self._done) > self.memory:
             self._done.popitem(last=False)
         return item
