@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loaders.jsonl_blocks import BLANK_TEXT, ISO_TEXT
 from loaders.k8s_audit import categorize, outcome
 from loaders.k8s_audit_details import _BINDINGS, _POD_SPEC_PATHS
-from loaders.selectel_audit_columns import _BLANK, _ISO
 
 # Python's decoder fails at a depth of ~1000 minus the caller's stack depth (Arrow has no
 # limit): a row with more opening brackets than this may be too deep for it
@@ -26,8 +26,8 @@ MAX_OPENERS = 400
 _S = pa.string()
 _NULL = pa.scalar(None, _S)
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-# a character str.strip() removes, at either end (_BLANK is "^[…]*$")
-_EDGE_BLANK = f"^{_BLANK[1:-2]}|{_BLANK[1:-2]}$"
+# a character str.strip() removes, at either end (BLANK_TEXT is "^[…]*$")
+_EDGE_BLANK = f"^{BLANK_TEXT[1:-2]}|{BLANK_TEXT[1:-2]}$"
 _DETAIL_TYPES = {"k8s_privileged": pa.bool_(), "k8s_host_network": pa.bool_(),
                  "k8s_host_pid": pa.bool_(), "k8s_host_ipc": pa.bool_(), "k8s_host_mounts": _S,
                  "k8s_images": _S, "k8s_role_ref": _S, "k8s_subjects": _S}
@@ -144,7 +144,7 @@ def _timestamp(col: dict[str, pa.Array]) -> tuple[pa.Array, np.ndarray]:
     """The first stamp present, and the rows where it is not plain ISO (odd)."""
     first = pc.coalesce(col["requestReceivedTimestamp"], col["stageTimestamp"],
                         col["timestamp"], _field(col["metadata"], "creationTimestamp"))
-    iso = pc.fill_null(pc.match_substring_regex(first, _ISO), False)
+    iso = pc.fill_null(pc.match_substring_regex(first, ISO_TEXT), False)
     return pc.cast(pc.if_else(iso, first, _NULL), _TIMESTAMP), ~_mask(iso)
 
 

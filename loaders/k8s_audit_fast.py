@@ -38,10 +38,10 @@ import pyarrow.json as pj
 
 from loaders.base import Duplicate, Item, Parsed, ParsedTable, Source
 from loaders.inputs import detect_encoding
+from loaders.jsonl_blocks import Blocks, Chain, clean_lines, read_rest
 from loaders.k8s_audit_columns import SCHEMA, columns
 from loaders.k8s_audit_details import StageMerger, TableRow, TableRows
 from loaders.k8s_audit_wrappers import is_event
-from loaders.selectel_audit_fast import _Blocks, _Chain, _clean_lines, _read
 
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 
@@ -78,7 +78,7 @@ def parse_jsonl(src: Source, map_value: MapValue, merger: Merger) -> Iterator[It
     # Arrow parses the next block in a worker thread (it releases the GIL) while this one
     # is mapped.
     with src.binary() as fh, ThreadPoolExecutor(1) as pool:
-        blocks = _Blocks(fh)
+        blocks = Blocks(fh)
         line = 1
         block = blocks.next()
         ahead = pool.submit(_prepare, block) if block else None
@@ -87,8 +87,8 @@ def parse_jsonl(src: Source, map_value: MapValue, merger: Merger) -> Iterator[It
             following = blocks.next()
             ahead = pool.submit(_prepare, following) if following else None
             if lines is None:
-                rest = _Chain(block + (following or b"") + blocks.pending, fh)
-                yield from out.add(_merged(merger, _read(src, cast(BinaryIO, rest), line,
+                rest = Chain(block + (following or b"") + blocks.pending, fh)
+                yield from out.add(_merged(merger, read_rest(src, cast(BinaryIO, rest), line,
                                                          map_value)))
                 break
             yield from _block(src, (block, line), lines, table, (map_value, merger), out)
@@ -100,7 +100,7 @@ def parse_jsonl(src: Source, map_value: MapValue, merger: Merger) -> Iterator[It
 
 def _prepare(block: bytes) -> tuple[bytes, Lines | None, pa.Table | None]:
     """A block, its clean lines (None: not clean), and Arrow's table (None: refused)."""
-    lines = _clean_lines(block)
+    lines = clean_lines(block)
     if lines is None:
         return block, None, None
     try:
@@ -140,7 +140,7 @@ def _block(src: Source, at: tuple[bytes, int], lines: Lines, table: pa.Table | N
             raise ValueError("Arrow refused the block, or its rows are not the lines")
         cols, odd = columns(table.combine_chunks(), raw)
     except (pa.ArrowException, ValueError, RecursionError):  # not for Arrow: as before
-        yield from out.add(_merged(merger, _read(src, io.BytesIO(block), first_line,
+        yield from out.add(_merged(merger, read_rest(src, io.BytesIO(block), first_line,
                                                  map_value)))
         return
     cols["source_line"] = pa.array(numbers, pa.int64())
@@ -154,7 +154,7 @@ def _block(src: Source, at: tuple[bytes, int], lines: Lines, table: pa.Table | N
             yield from out.add(merger.push_rows(rows, start, i))
         if i < len(raw):
             text = raw[i].as_py().encode("utf-8")
-            yield from out.add(_merged(merger, _read(src, io.BytesIO(text), int(numbers[i]),
+            yield from out.add(_merged(merger, read_rest(src, io.BytesIO(text), int(numbers[i]),
                                                      map_value)))
             if src.stopped:
                 return

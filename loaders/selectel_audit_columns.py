@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.cloud_fields import CANONICAL_JSON, canonical_ip, text_or_none
+from loaders.jsonl_blocks import BLANK_TEXT, ISO_TEXT
 from loaders.selectel_audit_fields import categorize, outcome
 
 # Python's decoder fails at a depth of ~1000 minus the caller's stack depth; Arrow has no
@@ -25,11 +26,7 @@ DEEP_BYTES = 1200
 MAX_BRACKETS = 200
 
 # Python's str.isspace() (Zs, Zl, Zp and bidi WS/B/S), checked against every code point
-_BLANK = r"^[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]*$"
-# what cloud_fields.fast_iso gives the C parser and Arrow's cast reads the same way
-_ISO = (r"^[12]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-        r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$")
-# first UTF-8 byte of each character _BLANK matches
+# first UTF-8 byte of each character BLANK_TEXT matches
 _BLANK_LEADS = np.zeros(256, dtype=bool)
 _BLANK_LEADS[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0xC2, 0xE1, 0xE2,
               0xE3]] = True
@@ -54,7 +51,7 @@ def _blank_to_null(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     may_be_blank &= arr.is_valid().to_numpy(zero_copy_only=False)
     if not may_be_blank.any():
         return arr
-    blank = pc.match_substring_regex(arr, _BLANK)
+    blank = pc.match_substring_regex(arr, BLANK_TEXT)
     return pc.if_else(blank, pa.scalar(None, pa.string()), arr)
 
 
@@ -130,8 +127,8 @@ def columns(t: pa.Table, raw: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray
     times = {}
     for key in ("event_time", "event_saved_time"):
         text = t.column(key).combine_chunks()
-        blank = pc.fill_null(pc.match_substring_regex(text, _BLANK), True)
-        iso = pc.fill_null(pc.match_substring_regex(text, _ISO), False)
+        blank = pc.fill_null(pc.match_substring_regex(text, BLANK_TEXT), True)
+        iso = pc.fill_null(pc.match_substring_regex(text, ISO_TEXT), False)
         odd |= ~pc.or_(blank, iso).to_numpy(zero_copy_only=False)
         times[key] = pc.cast(pc.if_else(iso, text, pa.scalar(None, pa.string())),
                              pa.timestamp("us", tz="UTC"))

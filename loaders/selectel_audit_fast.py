@@ -26,22 +26,20 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from loaders.base import Item, ParsedTable, Reject, Source
+from loaders.base import Item, ParsedTable, Source
 from loaders.inputs import detect_encoding
-from loaders.jsonreader import JsonReader
+from loaders.jsonl_blocks import Blocks, Chain, Lines, MapValue, clean_lines, read_rest
 from loaders.selectel_audit_columns import CHANGE_SETS, columns
 from loaders.selectel_audit_fields import _BESIDE, _OBJECT_KEYS
 
-BLOCK_BYTES = 8 << 20
 _ARROW_BLOCK = 1 << 20  # Arrow's own chunk: lines longer than this fail the block (fallback)
 
 _TYPES: dict[str, pa.DataType] = {"is_authorized": pa.bool_(),
@@ -70,9 +68,6 @@ SCHEMA = pa.schema(
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 _READ = pj.ReadOptions(use_threads=True, block_size=_ARROW_BLOCK)
 
-MapValue = Callable[[Any, int, str], Iterator[Item]]
-
-
 def jsonl_head(head: bytes) -> bool:
     """Whether a file looks like plain JSON Lines of single events (worth the fast path)."""
     if detect_encoding(head) != "utf-8" or not head.startswith(b"{"):
@@ -99,7 +94,7 @@ def parse_jsonl(src: Source, map_value: MapValue) -> Iterator[Item]:
     # Arrow parses the next block in a worker thread (it releases the GIL) while this one
     # is mapped and written.
     with src.binary() as fh, ThreadPoolExecutor(1) as pool:
-        blocks = _Blocks(fh)
+        blocks = Blocks(fh)
         line = 1
         block = blocks.next()
         ahead = pool.submit(_prepare, block) if block else None
@@ -108,39 +103,16 @@ def parse_jsonl(src: Source, map_value: MapValue) -> Iterator[Item]:
             following = blocks.next()
             ahead = pool.submit(_prepare, following) if following else None
             if lines is None:
-                rest = _Chain(block + (following or b"") + blocks.pending, fh)
-                yield from _read(src, cast(BinaryIO, rest), line, map_value)
+                rest = Chain(block + (following or b"") + blocks.pending, fh)
+                yield from read_rest(src, cast(BinaryIO, rest), line, map_value)
                 return
             yield from _block(src, block, line, lines, table, map_value)
             line += block.count(b"\n")
 
 
-class _Blocks:
-    """A file in blocks of whole lines (the last one may lack its newline)."""
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self.fh = fh
-        self.pending = b""
-
-    def next(self) -> bytes | None:
-        while True:
-            data = self.fh.read(BLOCK_BYTES)
-            if not data:
-                out, self.pending = self.pending, b""
-                return out or None
-            buf = self.pending + data
-            cut = buf.rfind(b"\n") + 1
-            self.pending = buf[cut:]
-            if cut:
-                return buf[:cut]
-
-
-Lines = tuple[np.ndarray, pa.Array]
-
-
 def _prepare(block: bytes) -> tuple[bytes, Lines | None, pa.Table | None]:
     """A block, its clean lines (None: not clean), and Arrow's table (None: refused)."""
-    lines = _clean_lines(block)
+    lines = clean_lines(block)
     if lines is None:
         return block, None, None
     try:
@@ -150,64 +122,10 @@ def _prepare(block: bytes) -> tuple[bytes, Lines | None, pa.Table | None]:
     return block, lines, table
 
 
-class _Chain:
-    """Bytes already read, then the rest of the file."""
-
-    def __init__(self, first: bytes, fh: BinaryIO) -> None:
-        self._first, self._fh = first, fh
-
-    def read(self, n: int = -1) -> bytes:
-        if self._first:
-            out, self._first = self._first[:n], self._first[n:]
-            return out
-        return self._fh.read(n)
-
-
-def _read(src: Source, fh: BinaryIO, first_line: int, map_value: MapValue) -> Iterator[Item]:
-    """The shared reader's items from ``fh``, which starts at a line start of the file."""
-    # A leading newline keeps a U+FEFF at the start of fh from being taken for a BOM (it
-    # is one only at the start of the file). The reader counts lines from the one before
-    # first_line, so its records and its error messages carry the file's line numbers.
-    reader = JsonReader(cast(BinaryIO, _Chain(b"\n", fh)), b"")
-    reader._line = first_line - 1
-    for rec in reader:
-        if src.stopped:
-            return
-        if rec.error is not None:
-            yield Reject(rec.line, rec.error, rec.text)
-        else:
-            yield from map_value(rec.value, rec.line, rec.text)
-    src.warnings.extend(reader.warnings)
-
-
-def _clean_lines(block: bytes) -> Lines | None:
-    """The block's non-empty lines (0-based line indexes, and the lines as an Arrow string
-    array, built on the block's bytes without a Python string per line) when each line is
-    empty or one ``{…}`` with nothing around it; None otherwise."""
-    buf = np.frombuffer(block, np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if not block.endswith(b"\n"):
-        ends = np.append(ends, len(block))
-    # the lines without their newlines, back to back: line i loses the i newlines before it
-    data = block.replace(b"\n", b"")
-    offsets = np.concatenate([[0], ends - np.arange(len(ends))]).astype(np.int32)
-    lines = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
-    try:
-        lines.validate(full=True)  # UTF-8
-    except pa.ArrowInvalid:
-        return None
-    keep = pc.greater(pc.binary_length(lines), 0)
-    raw = lines if pc.all(keep).as_py() else pc.filter(lines, keep)
-    if len(raw) and not pc.all(pc.and_(pc.starts_with(raw, "{"),
-                                       pc.ends_with(raw, "}"))).as_py():
-        return None
-    # every line ends with "}", so no line has "\r" or trailing blanks
-    return np.flatnonzero(keep.to_numpy(zero_copy_only=False)), raw
-
-
 def _block(src: Source, block: bytes, first_line: int, lines: Lines, table: pa.Table | None,
            map_value: MapValue) -> Iterator[Item]:
-    """Items of one block of clean lines (see :func:`_clean_lines`), in input order."""
+    """Items of one block of clean lines (see :func:`~loaders.jsonl_blocks.clean_lines`),
+    in input order."""
     index, raw = lines
     if not len(raw):
         return
@@ -217,7 +135,7 @@ def _block(src: Source, block: bytes, first_line: int, lines: Lines, table: pa.T
             raise ValueError("Arrow refused the block, or its rows are not the lines")
         cols, odd = columns(table.combine_chunks(), raw)
     except (pa.ArrowException, ValueError, RecursionError):  # not for Arrow: as before
-        yield from _read(src, io.BytesIO(block), first_line, map_value)
+        yield from read_rest(src, io.BytesIO(block), first_line, map_value)
         return
     cols["source_line"] = pa.array(numbers, pa.int64())
     cols["raw"] = raw
@@ -228,5 +146,5 @@ def _block(src: Source, block: bytes, first_line: int, lines: Lines, table: pa.T
             yield ParsedTable(fast.slice(start, i - start))
         if i < len(raw):
             text = raw[i].as_py().encode("utf-8")
-            yield from _read(src, io.BytesIO(text), int(numbers[i]), map_value)
+            yield from read_rest(src, io.BytesIO(text), int(numbers[i]), map_value)
         start = i + 1

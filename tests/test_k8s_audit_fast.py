@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 
 import loaders
+import loaders.jsonl_blocks as blocks
 import loaders.k8s_audit_fast as fast
-import loaders.selectel_audit_fast as blocks
 from loaders.base import FileRun, LoadOptions, ParsedTable
 from loaders.inputs import input_file, read_head
 from loaders.k8s_audit_details import StageMerger

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 
 import loaders
+import loaders.jsonl_blocks as jsonl_blocks
 import loaders.selectel_audit as sa
-import loaders.selectel_audit_fast as fast
 from loaders.base import FileRun, LoadOptions, ParsedTable
 from loaders.inputs import input_file, read_head
 
@@ -125,10 +125,10 @@ def _same_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     return got[4]
 
 
-@pytest.mark.parametrize("block", [fast.BLOCK_BYTES, 3000, 500])
+@pytest.mark.parametrize("block", [jsonl_blocks.BLOCK_BYTES, 3000, 500])
 def test_row_level_cases_match_the_per_event_path(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
-    monkeypatch.setattr(fast, "BLOCK_BYTES", block)
+    monkeypatch.setattr(jsonl_blocks, "BLOCK_BYTES", block)
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(ROW_CASES) + "\n\n" + ev(event_id="last"))
     assert _same_both_ways(path, monkeypatch) > 0
@@ -150,7 +150,7 @@ def test_block_level_cases_match_the_per_event_path(
 ])
 def test_lines_the_fast_path_leaves_to_the_shared_reader(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    monkeypatch.setattr(fast, "BLOCK_BYTES", 500)
+    monkeypatch.setattr(jsonl_blocks, "BLOCK_BYTES", 500)
     path = tmp_path / "mixed.jsonl"
     path.write_text(text)
     _same_both_ways(path, monkeypatch)

@@ -1,0 +1,106 @@
+"""Blocks of JSON Lines for the vectorized loader paths (selectel_audit, k8s_audit).
+
+A file is read in blocks of whole lines; a block whose lines are each one ``{…}`` object
+(:func:`clean_lines`) is parsed by Arrow's JSON reader, anything else is handed to the
+shared JSON reader (:func:`read_rest`) with the file's line numbers. Also the two Arrow
+regular expressions both paths use to decide which time texts Arrow reads exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, cast
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loaders.base import Item, Reject, Source
+from loaders.jsonreader import JsonReader
+
+BLOCK_BYTES = 8 << 20
+# a text str.strip() leaves empty (RE2 syntax, for pc.match_substring_regex)
+BLANK_TEXT = r"^[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]*$"
+# what cloud_fields.fast_iso gives the C parser and Arrow's cast reads the same way
+ISO_TEXT = (r"^[12]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+            r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$")
+
+MapValue = Callable[[Any, int, str], Iterator[Item]]
+
+
+class Blocks:
+    """A file in blocks of whole lines (the last one may lack its newline)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.pending = b""
+
+    def next(self) -> bytes | None:
+        while True:
+            data = self.fh.read(BLOCK_BYTES)
+            if not data:
+                out, self.pending = self.pending, b""
+                return out or None
+            buf = self.pending + data
+            cut = buf.rfind(b"\n") + 1
+            self.pending = buf[cut:]
+            if cut:
+                return buf[:cut]
+
+
+Lines = tuple[np.ndarray, pa.Array]
+
+
+class Chain:
+    """Bytes already read, then the rest of the file."""
+
+    def __init__(self, first: bytes, fh: BinaryIO) -> None:
+        self._first, self._fh = first, fh
+
+    def read(self, n: int = -1) -> bytes:
+        if self._first:
+            out, self._first = self._first[:n], self._first[n:]
+            return out
+        return self._fh.read(n)
+
+
+def read_rest(src: Source, fh: BinaryIO, first_line: int, map_value: MapValue) -> Iterator[Item]:
+    """The shared reader's items from ``fh``, which starts at a line start of the file."""
+    # A leading newline keeps a U+FEFF at the start of fh from being taken for a BOM (it
+    # is one only at the start of the file). The reader counts lines from the one before
+    # first_line, so its records and its error messages carry the file's line numbers.
+    reader = JsonReader(cast(BinaryIO, Chain(b"\n", fh)), b"")
+    reader._line = first_line - 1
+    for rec in reader:
+        if src.stopped:
+            return
+        if rec.error is not None:
+            yield Reject(rec.line, rec.error, rec.text)
+        else:
+            yield from map_value(rec.value, rec.line, rec.text)
+    src.warnings.extend(reader.warnings)
+
+
+def clean_lines(block: bytes) -> Lines | None:
+    """The block's non-empty lines (0-based line indexes, and the lines as an Arrow string
+    array, built on the block's bytes without a Python string per line) when each line is
+    empty or one ``{…}`` with nothing around it; None otherwise."""
+    buf = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(block))
+    # the lines without their newlines, back to back: line i loses the i newlines before it
+    data = block.replace(b"\n", b"")
+    offsets = np.concatenate([[0], ends - np.arange(len(ends))]).astype(np.int32)
+    lines = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        lines.validate(full=True)  # UTF-8
+    except pa.ArrowInvalid:
+        return None
+    keep = pc.greater(pc.binary_length(lines), 0)
+    raw = lines if pc.all(keep).as_py() else pc.filter(lines, keep)
+    if len(raw) and not pc.all(pc.and_(pc.starts_with(raw, "{"),
+                                       pc.ends_with(raw, "}"))).as_py():
+        return None
+    # every line ends with "}", so no line has "\r" or trailing blanks
+    return np.flatnonzero(keep.to_numpy(zero_copy_only=False)), raw
