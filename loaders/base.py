@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from loaders.inputs import InputFile, Line, iter_lines, open_binary
 from loaders.jsonreader import JsonReader, JsonRecord
-from loaders.schema import Column, event_schema, validate
+from loaders.schema import Column, SchemaError, event_schema, validate
 
 EXCERPT_CHARS = 200
 
@@ -266,10 +266,22 @@ def make_uid(source: str, native_id: str | None, raw: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def storable(text: str) -> str:
+    """Text Arrow can store: lone surrogates (from ``\\ud800``-style escapes) become ``?``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """The first ``limit`` characters of a record, for reject listings."""
     return text if len(text) <= limit else text[:limit] + "…"
 
+
+# what converting a value to its column's Arrow type can raise
+_UNSTORABLE = (pa.ArrowException, SchemaError, UnicodeError, OverflowError, TypeError, ValueError)
 
 REJECT_SCHEMA = pa.schema([
     ("ingest_id", pa.string()),
@@ -367,7 +379,7 @@ class FileRun:
                 break
             if isinstance(item, ParsedTable):
                 if rows.n:  # keep input order
-                    yield "events", self._events(rows)
+                    yield from self._flush(rows, rejects)
                     rows = _Columns()
                 consecutive = 0
                 table = self._from_table(item.table)
@@ -390,14 +402,12 @@ class FileRun:
                     row["parse_warning"] = "; ".join(item.warnings)
                 rows.add(row)
                 if rows.n >= self.options.batch_size:
-                    yield "events", self._events(rows)
+                    yield from self._flush(rows, rejects)
                     rows = _Columns()
             elif isinstance(item, Reject):
                 consecutive += 1
                 self.counts.rejected += 1
-                rejects.append({"ingest_id": self.ingest_id, "source": name,
-                                "source_file": self.file.display, "source_line": item.line,
-                                "reason": item.reason, "excerpt": excerpt(item.raw)})
+                rejects.append(self._reject_row(item))
                 if not self.src.stopped and self._too_many_rejects(consecutive, item):
                     self.src.stop()
                 if len(rejects) >= self.options.batch_size:
@@ -409,17 +419,22 @@ class FileRun:
             self.status, self.error = ("stopped" if self._parsed else "failed",
                                        self.src.read_error)
         if rows.n:
-            yield "events", self._events(rows)
+            yield from self._flush(rows, rejects)
         if rejects:
             yield "rejects", pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
 
     def _from_table(self, table: pa.Table) -> pa.Table:
         name = self.loader.name
         n = table.num_rows
-        raws = table.column("raw").to_pylist()
         ids = (table.column("native_id").to_pylist() if "native_id" in table.column_names
                else [None] * n)
-        uids = [make_uid(name, nid, raw) for nid, raw in zip(ids, raws, strict=True)]
+        # the raw text is needed (as Python strings) only for events without a native id
+        need = [i for i, nid in enumerate(ids) if not nid]
+        raw_col = table.column("raw")
+        raws = iter((raw_col if len(need) == n else raw_col.take(pa.array(need, pa.int64())))
+                    .to_pylist())
+        uids = [make_uid(name, nid, "") if nid else make_uid(name, None, next(raws))
+                for nid in ids]
         if "native_id" in table.column_names:
             table = table.drop_columns(["native_id"])
         table = (table.append_column("source", pa.array([name] * n, pa.string()))
@@ -445,18 +460,46 @@ class FileRun:
             return True
         return False
 
-    def _events(self, rows: _Columns) -> pa.Table:
+    def _reject_row(self, item: Reject) -> dict[str, Any]:
+        return {"ingest_id": self.ingest_id, "source": self.loader.name,
+                "source_file": self.file.display, "source_line": item.line,
+                "reason": storable(item.reason), "excerpt": storable(excerpt(item.raw))}
+
+    def _flush(self, rows: _Columns, rejects: list[dict[str, Any]]
+               ) -> Iterator[tuple[str, pa.Table]]:
+        """The accumulated events as a table; a value Arrow cannot store (a lone surrogate
+        from a ``\\ud800`` escape, an integer beyond 64 bits…) rejects its record only."""
         unknown = set(rows.cols) - set(self._schema.names)
         if unknown:
             raise ValueError(f"{self.loader.name} produced unregistered columns {sorted(unknown)}")
+        cols = {name: rows.column(name) or [] for name in rows.cols}
+        try:
+            yield "events", self._finish(self._table(cols))
+            return
+        except _UNSTORABLE:
+            pass
+        good: list[int] = []
+        for i in range(rows.n):
+            try:
+                self._table({name: col[i:i + 1] for name, col in cols.items()})
+                good.append(i)
+            except _UNSTORABLE as exc:
+                self.counts.rejected += 1
+                rejects.append(self._reject_row(Reject(
+                    cols["source_line"][i], f"cannot store record: {type(exc).__name__}: {exc}",
+                    cols["raw"][i])))
+        if good:
+            yield "events", self._finish(self._table(
+                {name: [col[i] for i in good] for name, col in cols.items()}))
+
+    def _table(self, cols: dict[str, list[Any]]) -> pa.Table:
         arrays, fields = [], []
         for f in self._schema:
-            col = rows.column(f.name)
+            col = cols.get(f.name)
             if col is not None:
                 arrays.append(pa.array(col, type=f.type))
                 fields.append(f)
-        table = validate(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), self._schema)
-        return self._finish(table)
+        return validate(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), self._schema)
 
     def _finish(self, table: pa.Table) -> pa.Table:
         self.counts.loaded += table.num_rows

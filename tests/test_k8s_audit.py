@@ -345,3 +345,25 @@ def test_element_spans_only_when_they_match_the_parsed_value() -> None:
     assert element_spans('{"records": []}', "items", 0) is None
     escaped = '{"note": "\\"items\\": [1]", "items": [{"b": 1}]}'
     assert element_spans(escaped, "items", 1) == [(0, '{"b": 1}')]
+
+
+@pytest.mark.parametrize("damage", [
+    ("user", {"username": "\\ud800-admin"}),  # a lone surrogate escape: not storable text
+    ("responseStatus", {"code": 10**30}),  # beyond 64 bits
+])
+def test_unstorable_value_rejects_its_record_not_the_file(tmp_path: Path,
+                                                          damage: tuple[str, Any]) -> None:
+    events = [json.loads(x) for x in FALCO.read_text().splitlines() if '"auditID"' in x][:5]
+    lines = [json.dumps(ev) for ev in events]
+    key, value = damage
+    bad = dict(events[2], **{key: value})
+    lines[2] = json.dumps(bad).replace("\\\\ud800", "\\ud800")
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = loaders.load(path)
+    c = result.counts
+    assert (c.read, c.loaded, c.rejected, c.duplicate) == (5, 4, 1, 0)
+    assert result.status == "ok"
+    assert result.rejects["source_line"].tolist() == [3]
+    assert result.rejects["reason"].iloc[0].startswith("cannot store record: ")
+    assert sorted(result.events["source_line"]) == [1, 2, 4, 5]
