@@ -7,6 +7,7 @@ Messages go to stderr and say what to do. Text that comes from logs is printed e
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -109,6 +110,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         def file_done(self, outcome: Any) -> None:
             bar.file_done(outcome)
 
+    # everything imported so far lives as long as the process: keep the collector from
+    # walking it again and again (~5% of a parse-heavy ingest)
+    gc.freeze()
     try:
         report = ingest(Store(args.store), args.paths, format=args.format, jobs=args.jobs,
                         options=options, progress=_P())
