@@ -253,6 +253,11 @@ class Assembler:
         self.info = info
         self.open: dict[str, _Entry] = {}
 
+    @property
+    def limits(self) -> tuple[int, int]:
+        """(characters, lines) at which joining partial lines stops (see :meth:`feed`)."""
+        return MAX_JOINED_CHARS, MAX_JOINED_LINES
+
     def feed(self, line: Line) -> Iterator[Item]:
         """Items completed by one line (none for a partial or an empty line)."""
         if line.text is None:

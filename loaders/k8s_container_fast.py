@@ -1,20 +1,24 @@
-"""The vectorized reader of container logs: blocks of whole lines parsed with Arrow compute.
+"""The vectorized reader of container logs: blocks of whole lines parsed with numpy and Arrow.
 
 The file is read in blocks of whole lines (``BLOCK_BYTES``). In a block, every complete CRI
 line (``<time>Z <stdout|stderr> F <message>``) — or, in a block that starts with ``{``, every
 complete docker json-file record in dockerd's own layout — that no partial is waiting for
-becomes a row of one Arrow table: the line is split with Arrow kernels, the time is read with
-numpy from its fixed-width digits, and lifting runs on the messages that may be structured
-(:mod:`loaders.k8s_container_lift`). Every other line — ``P`` partials and docker records
-without a final ``\n``, the lines that close them, times with an offset or out of range,
-escapes other than two-character ones, shipper copies, lines of neither form, CRLF endings —
-is fed, in order, to the line-by-line
-:class:`~loaders.k8s_container.Assembler`, so its values, warnings and rejects are exactly
-those of the line-by-line reader. A block with invalid UTF-8 is read line by line entirely.
+becomes a row of one Arrow table: the line is split with numpy
+(:mod:`loaders.k8s_container_split`: fields and time from its fixed-width start, strings as
+byte ranges of the block), and lifting runs on the messages that may be structured
+(:mod:`loaders.k8s_container_lift`). A run of CRI ``P`` lines of one stream closed by such a
+line of that stream, with no entry of that stream open before it, becomes one row too (the
+assembler would join it whole: :func:`_runs`). Every other line — other partials and docker
+records without a final ``\n``, the lines that close them, times with an offset or out of
+range, escapes other than two-character ones, shipper copies, lines of neither form, CRLF
+endings — is fed, in order, to the line-by-line :class:`~loaders.k8s_container.Assembler`,
+so its values, warnings and rejects are exactly those of the line-by-line reader. A block
+with invalid UTF-8 is read line by line entirely.
 
 Order: the table rows before a reject are yielded before it, so the runner's bad-record
 limits (the first N records rejected, a run of N rejects) see the same sequence as line by
-line, and a stop takes effect at the same line.
+line, and a stop takes effect at the same line; joined runs are yielded where the assembler
+would have yielded their entries.
 """
 
 from __future__ import annotations
@@ -31,17 +35,11 @@ from loaders import inputs
 from loaders.base import Item, ParsedTable, Reject, Source
 from loaders.inputs import Line
 from loaders.k8s_container_lift import Lift, lifted
+from loaders.k8s_container_split import Block, Fields, split_cri, split_docker
 
 BLOCK_BYTES = 4 * 1024 * 1024  # ~16k CRI lines; larger blocks raise peak memory, not speed
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
-_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
-_WIDTH = 31  # longest fast-path time: 19 + "." + 9 digits + "Z" = 30
-# a complete docker json-file record as dockerd writes it: keys in this order, a log that ends
-# in \n and has no escape but the two-character ones other than \\ (no \u, no \\); the
-# rest (partials, shipper copies, other escapes) is read line by line
-_DOCKER = (r'^\{"log":"(?:[^"\\\x00-\x1f]|\\["/bfnrt])*\\n","stream":"(?:stdout|stderr)",'
-           r'"time":"[0-9T:.Z-]*"\}$')
+_STREAMS = ("stdout", "stderr")
 
 
 class Assembler(Protocol):
@@ -49,6 +47,9 @@ class Assembler(Protocol):
 
     info: Any
     open: dict[str, Any]
+
+    @property
+    def limits(self) -> tuple[int, int]: ...
 
     def feed(self, line: Line) -> Iterator[Item]: ...
 
@@ -79,9 +80,10 @@ def iter_fast(src: Source, assembler: Assembler, lift: Lift) -> Iterator[Item]:
     yield from assembler.flush()
 
 
-def _blocks(src: Source) -> Iterator[tuple[int, bytes] | Line]:
-    """(number of the first line, bytes of whole lines) blocks; a line too long to read
-    becomes a text-less :class:`Line`, as :func:`loaders.inputs.iter_lines` gives it."""
+def _blocks(src: Source) -> Iterator[tuple[int, Block] | Line]:
+    """(number of the first line, whole lines) blocks; a line too long to read becomes a
+    text-less :class:`Line`, as :func:`loaders.inputs.iter_lines` gives it. The file's BOM
+    is dropped (it counts towards the length of an over-long first line)."""
     max_line = inputs.MAX_LINE_BYTES
     # with reads no longer than the longest line allowed, an over-long line always spans
     # reads, so only the first line of a buffer can be one
@@ -112,7 +114,7 @@ def _blocks(src: Source) -> Iterator[tuple[int, bytes] | Line]:
                         yield Line(number + 1, None,
                                    f"line too long ({len(pending)} bytes > {max_line})")
                     else:
-                        yield number + 1, pending
+                        yield number + 1, _new_block(pending, number)
                 return
             buf = pending + data if pending else data
             head = buf.find(b"\n")
@@ -128,9 +130,14 @@ def _blocks(src: Source) -> Iterator[tuple[int, bytes] | Line]:
                 buf = buf[head + 1:]
             cut = buf.rfind(b"\n") + 1
             if cut:
-                yield number + 1, buf[:cut]
-                number += buf.count(b"\n", 0, cut)
+                block = _new_block(buf[:cut], number)
+                yield number + 1, block
+                number += len(block)  # (every line of it ends with a newline)
             pending = buf[cut:]
+
+
+def _new_block(data: bytes, number: int) -> Block:
+    return Block(data.removeprefix(codecs.BOM_UTF8) if number == 0 else data)
 
 
 def _text_line(number: int, chunk: bytes) -> Line:
@@ -145,31 +152,35 @@ def _text_line(number: int, chunk: bytes) -> Line:
                     chunk.decode("utf-8", "backslashreplace"))
 
 
-def _block(first: int, data: bytes, src: Source, assembler: Assembler, lift: Lift
+def _block(first: int, block: Block, src: Source, assembler: Assembler, lift: Lift
            ) -> Iterator[Item]:
     """Items of one block of whole lines; ``first`` is the number of its first line."""
-    if first == 1:  # (a BOM counts towards the length of an over-long first line)
-        data = data.removeprefix(codecs.BOM_UTF8)
-    chunks = pc.split_pattern(pa.array([data], pa.binary()), b"\n").flatten()
-    if data.endswith(b"\n"):
-        chunks = chunks.slice(0, len(chunks) - 1)
+    data = block.data
+    if not _utf8(data):  # invalid UTF-8 somewhere: this block line by line
+        yield from _by_line(first, block, src, assembler)
+        return
+    cols = split_docker(block) if data[:1] == b"{" else split_cri(block)
+    if cols.fast.sum() * 10 < len(block):  # hardly any plain line: the table is not worth it
+        yield from _by_line(first, block, src, assembler)
+        return
+    yield from _walk(first, block, cols, src, assembler, lift)
+
+
+def _utf8(data: bytes) -> bool:
+    if data.isascii():
+        return True
     try:
-        lines = chunks.cast(pa.string())
-    except pa.ArrowInvalid:  # invalid UTF-8 somewhere: this block line by line
-        for i, chunk in enumerate(chunks.to_pylist()):
-            yield from _fed(assembler, _text_line(first + i, chunk), src)
-            if src.stopped:
-                return
-        return
-    cols = _split_docker(lines) if data[:1] == b"{" else _split_cri(lines)
-    fast = cols["fast"]
-    if fast.sum() * 10 < len(lines):  # hardly any plain line: the table is not worth it
-        for i, chunk in enumerate(chunks.to_pylist()):
-            yield from _fed(assembler, _text_line(first + i, chunk), src)
-            if src.stopped:
-                return
-        return
-    yield from _walk(first, lines, cols, src, assembler, lift)
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _by_line(first: int, block: Block, src: Source, assembler: Assembler) -> Iterator[Item]:
+    for i in range(len(block)):
+        yield from _fed(assembler, _text_line(first + i, block.chunk(i)), src)
+        if src.stopped:
+            return
 
 
 def _fed(assembler: Assembler, line: Line, src: Source) -> Iterator[Item]:
@@ -179,21 +190,20 @@ def _fed(assembler: Assembler, line: Line, src: Source) -> Iterator[Item]:
             return
 
 
-def _walk(first: int, lines: pa.StringArray, cols: dict[str, Any], src: Source,
-          assembler: Assembler, lift: Lift) -> Iterator[Item]:
+def _walk(first: int, block: Block, cols: Fields, src: Source, assembler: Assembler,
+          lift: Lift) -> Iterator[Item]:
     """Feed the lines the table cannot take to the assembler, in order, and yield the
     table's rows between the rejects."""
-    n = len(lines)
-    fast: np.ndarray = cols["fast"]
-    cand = np.flatnonzero(fast)  # rows of the table unless a partial claims them
-    table = _table(first, lines, cols, cand, assembler.info, lift)
-    keep = np.ones(len(cand), bool)
+    walk = _Walk(first, block, cols, assembler, lift)
+    n = len(block)
+    fast = cols.fast
     # rows that must be fed: everything but plain F lines and empty lines
-    special = np.flatnonzero(~fast & (cols["length"] > 0))
-    # a partial open on stdout/stderr claims that stream's next line (of a known form)
-    by_stream = {name: np.flatnonzero(cols["known"] & cols[name])
-                 for name in ("stdout", "stderr")}
-    done = 0
+    special = np.flatnonzero(~fast & (block.lengths > 0))
+    # a partial open on stdout/stderr claims that stream's next line: one of the table's, or
+    # one fed anyway
+    by_stream = {"stdout": np.flatnonzero(fast & cols.stdout),
+                 "stderr": np.flatnonzero(fast & cols.stderr)}
+    runs = _runs(cols, assembler.limits)
     sp, cur = 0, -1
     while True:
         nxt = int(special[sp]) if sp < len(special) else n
@@ -208,157 +218,124 @@ def _walk(first: int, lines: pa.StringArray, cols: dict[str, Any], src: Source,
         if sp < len(special) and special[sp] == nxt:
             sp += 1
         cur = nxt
-        at = int(np.searchsorted(cand, cur))
+        close = runs.get(cur)
+        if close is not None and _STREAMS[bool(cols.stderr[cur])] not in assembler.open:
+            walk.join(cur, close)  # what the assembler makes of them, done by the table
+            sp += close - cur - 1  # (the run's other partial lines)
+            cur = close
+            continue
         if fast[cur]:
-            keep[at] = False
-        text = lines[cur].as_py()
+            walk.claim(cur)
+        text = block.chunk(cur).decode("utf-8")
         line = Line(first + cur, text[:-1] if text.endswith("\r") else text)
         for item in assembler.feed(line):
+            yield from walk.joined()
             if isinstance(item, Reject):
-                if keep[done:at].any():  # an empty table would reset the reject run
-                    yield ParsedTable(_rows(table, keep, done, at))
-                done = max(done, at)
+                yield from walk.rows(cur)
                 yield item
                 if src.stopped:
                     return
             else:
                 yield item
-    if keep[done:].any():
-        yield ParsedTable(_rows(table, keep, done, len(cand)))
+    yield from walk.joined()
+    yield from walk.rows(n)
 
 
-def _rows(table: pa.Table, keep: np.ndarray, start: int, stop: int) -> pa.Table:
-    part = table.slice(start, stop - start)
-    mask = keep[start:stop]
-    return part if mask.all() else part.filter(pa.array(mask))
+class _Walk:
+    """The table rows of a block not yet yielded: plain lines no partial claimed, and runs
+    of partial lines joined (see :func:`_runs`)."""
+
+    def __init__(self, first: int, block: Block, cols: Fields, assembler: Assembler,
+                 lift: Lift) -> None:
+        self.first, self.block, self.cols = first, block, cols
+        self.info, self.lift = assembler.info, lift
+        self.cand = np.flatnonzero(cols.fast)  # rows of the table unless a partial claims them
+        self.keep = np.ones(len(self.cand), bool)
+        self.done = 0  # cand[:done] are yielded
+        self.runs: list[tuple[int, int]] = []  # (first, closing) lines of joined runs
+
+    def claim(self, row: int) -> None:
+        """A plain line goes to the assembler instead."""
+        self.keep[np.searchsorted(self.cand, row)] = False
+
+    def join(self, start: int, close: int) -> None:
+        """Lines ``start`` to ``close`` are one entry."""
+        self.claim(close)
+        self.runs.append((start, close))
+
+    def joined(self) -> Iterator[ParsedTable]:
+        """The joined runs so far, as the assembler would have yielded them by now."""
+        if self.runs:
+            starts, closes = np.array(self.runs, np.int64).T
+            self.runs = []
+            yield ParsedTable(self._table(starts, closes))
+
+    def rows(self, stop: int) -> Iterator[ParsedTable]:
+        """The plain rows before line ``stop`` (none: an empty table would reset the
+        runner's count of rejects in a row)."""
+        at = int(np.searchsorted(self.cand, stop))
+        if at > self.done:
+            mask = self.keep[self.done:at]
+            rows = self.cand[self.done:at][mask]
+            self.done = at
+            if len(rows):
+                yield ParsedTable(self._table(rows, rows))
+
+    def _table(self, rows: np.ndarray, closes: np.ndarray) -> pa.Table:
+        block, message = self.block, self.cols.message
+        if (rows == closes).all():
+            return _table(self.first, self.cols, rows, message(rows),
+                          block.strings(block.starts[rows], block.lengths[rows]),
+                          self.info, self.lift)
+        counts = closes - rows + 1
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        lines = np.repeat(rows - offsets[:-1], counts) + np.arange(offsets[-1])
+        pieces = pa.ListArray.from_arrays(offsets, message(lines))
+        raws = pa.ListArray.from_arrays(
+            offsets, block.strings(block.starts[lines], block.lengths[lines]))
+        return _table(self.first, self.cols, rows, pc.binary_join(pieces, ""),
+                      pc.binary_join(raws, "\n"), self.info, self.lift)
 
 
-def _split_cri(lines: pa.StringArray) -> dict[str, Any]:
-    """Fields of every line read as CRI; ``fast`` marks the complete (``F``) lines with a
-    readable UTC time, ``known`` every line of the CRI form (any tag, any time)."""
-    parts = pc.split_pattern(lines, " ", max_splits=3)
-    offsets = np.asarray(parts.offsets)
-    count = np.diff(offsets)
-    values = pa.concat_arrays([parts.values, pa.array([""])])
-    last = len(values) - 1
-    start = offsets[:-1]
-
-    def field(k: int) -> pa.StringArray:
-        return values.take(np.where(count > k, start + k, last))
-
-    stamp, stream, tag, message = field(0), field(1), field(2), field(3)
-    stdout = np.asarray(pc.equal(stream, "stdout"))
-    stderr = np.asarray(pc.equal(stream, "stderr"))
-    final = np.asarray(pc.equal(tag, "F"))
-    partial = np.asarray(pc.equal(tag, "P"))
-    crlf = np.asarray(pc.ends_with(lines, "\r"))
-    micros, readable = _epoch_micros(stamp)
-    cri = (count >= 3) & (stdout | stderr) & (final | partial) & ~crlf
-    return {"stream": stream, "message": message, "micros": micros,
-            "stdout": stdout, "stderr": stderr, "known": cri, "fast": cri & final & readable,
-            "length": np.asarray(pc.binary_length(lines))}
-
-
-def _split_docker(lines: pa.StringArray) -> dict[str, Any]:
-    """Fields of every line read as a plain docker json-file record, as :func:`_split_cri`
-    gives them; ``fast`` marks the records the table takes (see :data:`_DOCKER`)."""
-    plain = np.asarray(pc.match_substring_regex(lines, _DOCKER))
-    # the separator cannot occur inside the log string, where every quote is escaped
-    parts = pc.split_pattern(lines, '","stream":"', max_splits=1)
-    offsets = np.asarray(parts.offsets)
-    values = pa.concat_arrays([parts.values, pa.array([""])])
-    two = np.diff(offsets) == 2
-    head = values.take(np.where(two, offsets[:-1], len(values) - 1))
-    tail = values.take(np.where(two, offsets[:-1] + 1, len(values) - 1))
-    log = pc.utf8_slice_codeunits(head, 8, -2)  # {"log":" ... \n
-    stream = pc.utf8_slice_codeunits(tail, 0, 6)
-    stamp = pc.utf8_slice_codeunits(tail, 16, -2)  # stdout","time":" ... "}
-    if pc.any(pc.match_substring_regex(log, r"\\")).as_py():
-        log = _json_unescape(log)
-    stdout = np.asarray(pc.equal(stream, "stdout")) & plain
-    stderr = np.asarray(pc.equal(stream, "stderr")) & plain
-    micros, readable = _epoch_micros(stamp)
-    return {"stream": stream, "message": log, "micros": micros, "stdout": stdout,
-            "stderr": stderr, "known": plain, "fast": plain & readable,
-            "length": np.asarray(pc.binary_length(lines))}
-
-
-def _json_unescape(text: pa.Array) -> pa.Array:
-    """JSON string contents with only two-character escapes and no ``\\\\`` decoded:
-    every backslash starts one escape, so replacing them one kind at a time is exact."""
-    text = pc.replace_substring(text, '\\"', '"')
-    if pc.any(pc.match_substring_regex(text, r"\\[/bfnrt]")).as_py():  # rarer than \"
-        for escaped, plain in (("\\/", "/"), ("\\t", "\t"), ("\\n", "\n"), ("\\r", "\r"),
-                               ("\\b", "\b"), ("\\f", "\f")):
-            text = pc.replace_substring(text, escaped, plain)
-    # a docker line ending \r\n loses its \r too
-    return pc.replace_substring_regex(text, "\r$", "", max_replacements=1)
-
-
-def _epoch_micros(stamps: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
-    """Microseconds since the epoch of ``YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`` times (fraction
-    truncated, as ``datetime.fromisoformat`` does), and which rows are such valid times."""
-    n = len(stamps)
-    offsets = np.frombuffer(stamps.buffers()[1], np.int32, n + 1, stamps.offset * 4)
-    raw = stamps.buffers()[2]
-    data = np.frombuffer(raw, np.uint8) if raw is not None else np.zeros(0, np.uint8)
-    data = np.concatenate([data, np.zeros(_WIDTH, np.uint8)])
-    begin = offsets[:-1].astype(np.int64)
-    length = (offsets[1:] - offsets[:-1]).astype(np.int64)
-    grid = data[begin[:, None] + np.arange(_WIDTH)]
-    d = grid - np.uint8(48)  # digits 0-9; anything else wraps above 9
-    isdigit = d <= 9
-    ok = ((length == 20) | (length >= 22)) & (length <= _WIDTH - 1)  # ".Z" has no digit
-    ok &= isdigit[:, _DIGITS].all(axis=1)
-    ok &= (grid[:, 4] == 45) & (grid[:, 7] == 45) & (grid[:, 10] == 84)
-    ok &= (grid[:, 13] == 58) & (grid[:, 16] == 58)
-    ok &= grid[np.arange(n), np.clip(length - 1, 0, _WIDTH - 1)] == 90  # Z
-    digits = np.clip(length - 21, 0, 9)  # fraction digits
-    has_frac = length > 20
-    ok &= ~has_frac | (grid[:, 19] == 46)
-    j = np.arange(9)
-    ok &= (isdigit[:, 20:29] | (j >= digits[:, None])).all(axis=1)
-
-    def num(a: int, b: int) -> np.ndarray:
-        return d[:, a].astype(np.int64) * 10 + d[:, b]
-
-    year, month, day = num(0, 1) * 100 + num(2, 3), num(5, 6), num(8, 9)
-    hour, minute, second = num(11, 12), num(14, 15), num(17, 18)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    dim = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
-    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= dim)
-    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
-    scale = 10 ** (5 - j[:6])
-    micros = (np.where(j[:6] < digits[:, None], d[:, 20:26], 0) * scale).sum(axis=1)
-    micros = micros.astype(np.int64)
-    # days from the civil date (H. Hinnant's algorithm), valid for years 1..9999
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second
-    return np.where(ok, seconds * 1_000_000 + micros, 0), ok
+def _runs(cols: Fields, limits: tuple[int, int]) -> dict[int, int]:
+    """The closing line of every run of partial lines of one stream that ends with a plain
+    line of that stream, by the run's first line, when the assembler joins it whole (it stays
+    within ``limits``; measured in bytes, never fewer than characters)."""
+    max_chars, max_lines = limits
+    index = np.arange(len(cols.fast))
+    out: dict[int, int] = {}
+    for stream in (cols.stdout, cols.stderr):
+        part = cols.partial & stream
+        run = index - np.maximum.accumulate(np.where(part, -1, index))  # partials up to i
+        size = np.cumsum(np.where(part, cols.size, 0))
+        close = np.flatnonzero(cols.fast & stream)
+        close = close[close > 0]
+        count = run[close - 1]
+        start = close - count
+        chars = size[close - 1] - np.where(start > 0, size[np.maximum(start - 1, 0)], 0)
+        good = (count > 0) & (count < max_lines) & (chars < max_chars)
+        out.update(zip(start[good].tolist(), close[good].tolist(), strict=True))
+    return out
 
 
 def _const(value: str | None, n: int) -> pa.Array:
     if value is None:
         return pa.nulls(n, pa.string())
-    return pa.DictionaryArray.from_arrays(np.zeros(n, np.int8), [value]).cast(pa.string())
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
-def _table(first: int, lines: pa.StringArray, cols: dict[str, Any], rows: np.ndarray,
+def _table(first: int, cols: Fields, rows: np.ndarray, message: pa.Array, raw: pa.Array,
            info: Any, lift: Lift) -> pa.Table:
-    """The Arrow rows (schema columns, ``source_line``, ``raw``) of the plain CRI lines."""
+    """The Arrow rows (schema columns, ``source_line``, ``raw``) of entries that start at the
+    lines ``rows``."""
     n = len(rows)
-    idx = pa.array(rows)
-    message = cols["message"].take(idx)
-    stream = cols["stream"].take(idx)
+    stream = pa.DictionaryArray.from_arrays(cols.stderr[rows].astype(np.int8),
+                                            list(_STREAMS)).cast(pa.string())
     level, msg = lifted(message, lift)
     namespace, pod, container = info.namespace, info.pod, info.container
     target = "/".join(p for p in (namespace, pod, container) if p) or None
     return pa.table({
-        "timestamp": pa.array(cols["micros"][rows], pa.int64()).cast(_TIMESTAMP),
+        "timestamp": pa.array(cols.micros[rows], pa.int64()).cast(_TIMESTAMP),
         "category": _const("log", n),
         "action": stream,
         "outcome": _const("unknown", n),
@@ -374,5 +351,5 @@ def _table(first: int, lines: pa.StringArray, cols: dict[str, Any], rows: np.nda
         "k8s_log_level": level,
         "k8s_log_msg": msg,
         "source_line": pa.array(rows + first, pa.int64()),
-        "raw": lines.take(idx),
+        "raw": raw,
     })

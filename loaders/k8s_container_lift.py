@@ -2,14 +2,15 @@
 
 :func:`loaders.k8s_container.lift` stays the one definition of what is lifted. Here it runs
 only on the messages that may be structured, and the two commonest structured forms are read
-with Arrow regexes instead, where the regexes provably give what ``lift`` gives:
+with Arrow kernels instead, where they provably give what ``lift`` gives:
 
 - a flat JSON object (no nesting, no escapes, ASCII) with one ``"level"`` and one ``"msg"``
-  string, as zap, logrus and most JSON loggers write it. A string value holds no quote, so
-  ``"level"`` can only match a key; a duplicated key (the last value wins) is left to lift().
+  string, as zap, logrus and most JSON loggers write it, read by splitting it at its quotes
+  (no string holds one); a duplicated key (the last value wins) is left to lift().
 - logfmt made only of ``key=value`` pairs separated by spaces (printable ASCII; quoted values
   without ``"``, ``\\`` or ``=``) with one ``level=`` and one ``msg=``: no value can hold
-  `` level=``, so the regex finds the pair ``re.findall`` finds.
+  `` level=``, so the keys found at the start or after a space are the ones ``re.findall``
+  finds.
 
 Everything else that may be structured (klog, other keys, escapes, non-ASCII) goes to lift().
 """
@@ -22,52 +23,116 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loaders.k8s_container_split import padded_window, ranges
+
 Lift = Callable[[str], tuple[str | None, str | None]]
 
 # messages that lift() may turn into a level and message; the rest cannot be (a superset:
 # Python's str.strip() on ASCII strips exactly these, and non-ASCII rows are always checked)
 # (logfmt: "level=" or "lvl=" anywhere; Arrow's regex search is several times faster than its
 # literal substring search)
-_MAYBE_STRUCTURED = r"^[\t\n\x0b\x0c\r\x1c-\x1f ]*(?:\{|[IWEF][0-9]{4} )|l(?:evel|vl)="
+# (two searches are faster than one with both alternatives)
+_MAYBE_STRUCTURED = (r"^[\t\n\x0b\x0c\r\x1c-\x1f ]*(?:\{|[IWEF][0-9]{4} )", r"l(?:evel|vl)=")
 _WS = r"[ \t\n\r]*"  # JSON whitespace
 _STR = r'"[^"\\\x00-\x1f]*"'  # a JSON string without escapes (control characters are invalid)
 _NUM = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _PAIR = f"{_WS}{_STR}{_WS}:{_WS}(?:{_STR}|{_NUM}|true|false|null){_WS}"
 _FLAT_JSON = rf"^\{{(?:{_PAIR}(?:,{_PAIR})*|{_WS})\}}$"
+_QUOTE, _COLON, _SPACE = ord('"'), ord(":"), ord(" ")
+_JSON_BLANK = np.frombuffer(b" \t\n\r", np.uint8)
+_GAP = 8  # longest whitespace-and-colon between a key and its string value read here
 _KV = r'[A-Za-z0-9_.@-]+=(?:"[ !#-<>-\[\]-~]*"|[!#-~]*)'
 _PLAIN_LOGFMT = rf"^{_KV}(?: +{_KV})*$"
-# (the value of a key, and the occurrences of both keys: exactly two, with both values found,
-# means each key is there once)
-_JSON_KEY = r'"{key}"[ \t\n\r]*:[ \t\n\r]*(?P<v>"[^"]*"|[^,}}\s]+)', r'"(?:level|msg)"'
-# (logfmt rows get a leading space: Arrow restarts its search after each match, where "^"
-# would match again, so the patterns use no anchor)
-_LOGFMT_KEY = r' {key}=(?P<v>"[^"]*"|[^ ]*)', r" (?:level|msg)="
 
 
-def _settle(message: pa.StringArray, rows: np.ndarray, form: tuple[str, str], quoted: bool
-            ) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """(settled rows, levels, messages) of the ``rows`` of one grammar: those whose level
-    and msg are there once (and are strings, for JSON)."""
+def _settle_json(message: pa.StringArray, rows: np.ndarray
+                 ) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """(settled rows, levels, messages) of the flat JSON ``rows``: those with one ``level``
+    and one ``msg`` key whose values are strings.
+
+    No string holds a quote, and every row has an even number of them: quotes 2k and 2k+1 of
+    the rows together enclose one string, key or value. A key whose value is a string is
+    followed by whitespace and a colon only up to the next quote, which opens the value; a
+    string that occurs twice (a repeated key, or also a value) is left to lift().
+    """
     sub = message.take(pa.array(rows, pa.int64()))
-    if not quoted:
-        sub = pc.binary_join_element_wise(" ", sub, "")
-    # (struct_field, unlike StructArray.field, keeps the nulls of rows without a match)
-    level, msg = (pc.struct_field(pc.extract_regex(sub, form[0].format(key=key)), "v")
-                  for key in ("level", "msg"))
-    if quoted:
-        ok = pc.and_(pc.starts_with(level, '"'), pc.starts_with(msg, '"'))
-    else:
-        ok = pc.and_(pc.is_valid(level), pc.is_valid(msg))
-    ok = pc.and_(ok, pc.equal(pc.count_substring_regex(sub, form[1]), 2))
-    settled = np.flatnonzero(np.asarray(pc.fill_null(ok, False)))
-    take = pa.array(settled, pa.int64())
-    level, msg = level.take(take), msg.take(take)
-    # quoted values lose their quotes (json.loads of a string without escapes)
-    strip_l = pc.and_(pc.starts_with(level, '"'), pc.greater_equal(pc.utf8_length(level), 2))
-    strip_m = pc.and_(pc.starts_with(msg, '"'), pc.greater_equal(pc.utf8_length(msg), 2))
-    level = pc.if_else(strip_l, pc.utf8_slice_codeunits(level, 1, -1), level)
-    msg = pc.if_else(strip_m, pc.utf8_slice_codeunits(msg, 1, -1), msg)
+    data = sub.buffers()[2]
+    offsets = np.frombuffer(sub.buffers()[1], np.int32, len(sub) + 1, sub.offset * 4)
+    offsets = offsets.astype(np.int64)
+    window = padded_window(data, b" ")
+    quotes = np.flatnonzero(window[offsets[0]:offsets[-1], 0] == _QUOTE) + offsets[0]
+    opens, closes = quotes[0::2], quotes[1::2]
+    ok = np.ones(len(rows), bool)
+    values = []
+    for key in (b"level", b"msg"):
+        same = np.flatnonzero(closes - opens - 1 == len(key))
+        hit = same[(window[opens[same] + 1, :len(key)] == np.frombuffer(key, np.uint8))
+                   .all(axis=1)]
+        row = np.searchsorted(offsets, opens[hit], side="right") - 1
+        ok &= np.bincount(row, minlength=len(rows)) == 1
+        ok[row[~_colon_only(window, closes[hit], opens, hit + 1, offsets[-1])]] = False
+        value = np.zeros(len(rows), np.int64)
+        value[row] = hit + 1
+        values.append(value)
+    settled = np.flatnonzero(ok)
+    level, msg = (ranges(data, window, opens[v[settled]] + 1,
+                         closes[v[settled]] - opens[v[settled]] - 1) for v in values)
     return rows[settled], pc.ascii_lower(level), msg
+
+
+def _colon_only(window: np.ndarray, after: np.ndarray, opens: np.ndarray, nxt: np.ndarray,
+                end: int) -> np.ndarray:
+    """Whether the bytes from ``after + 1`` up to the opening quote ``nxt`` (``end`` past the
+    last) are JSON whitespace and one colon."""
+    stop = np.where(nxt < len(opens), opens[np.minimum(nxt, len(opens) - 1)], end)
+    gap = window[after + 1, :_GAP]
+    inside = np.arange(_GAP) < (stop - after - 1)[:, None]
+    colon = (gap == _COLON) & inside
+    blank = np.isin(gap, _JSON_BLANK) | colon | ~inside
+    return (stop - after - 1 <= _GAP) & blank.all(axis=1) & (colon.sum(axis=1) == 1)
+
+
+def _settle_logfmt(message: pa.StringArray, rows: np.ndarray
+                   ) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """(settled rows, levels, messages) of the plain logfmt ``rows``: those with one
+    ``level=`` and one ``msg=`` key (at the start or after a space; no value holds a space
+    and an ``=``, so these are keys). A value is up to the next space, or between quotes."""
+    sub = message.take(pa.array(rows, pa.int64()))
+    data = sub.buffers()[2]
+    offsets = np.frombuffer(sub.buffers()[1], np.int32, len(sub) + 1, sub.offset * 4)
+    offsets = offsets.astype(np.int64)
+    window = padded_window(data, b" ")
+    text = window[offsets[0]:offsets[-1], 0]
+    spaces = np.append(np.flatnonzero(text == _SPACE) + offsets[0], offsets[-1])
+    quotes = np.append(np.flatnonzero(text == _QUOTE) + offsets[0], offsets[-1] + 1)
+    ok = np.ones(len(rows), bool)
+    found = []
+    for key in (b"level=", b"msg="):
+        at = np.flatnonzero(text == key[0]) + offsets[0]
+        at = at[(window[at, :len(key)] == np.frombuffer(key, np.uint8)).all(axis=1)]
+        row = np.searchsorted(offsets, at, side="right") - 1
+        keep = (at == offsets[row]) | (window[np.maximum(at - 1, 0), 0] == _SPACE)
+        at, row = at[keep], row[keep]
+        ok &= np.bincount(row, minlength=len(rows)) == 1
+        start, end = at + len(key), offsets[row + 1]
+        quoted = (start < end) & (window[start, 0] == _QUOTE)
+        close = quotes[np.searchsorted(quotes, start + 1)]
+        end = np.where(quoted, close, np.minimum(spaces[np.searchsorted(spaces, start)], end))
+        value = np.zeros((len(rows), 2), np.int64)
+        value[row] = np.stack([start + quoted, end], axis=1)
+        found.append(value)
+    settled = np.flatnonzero(ok)
+    level, msg = (ranges(data, window, v[settled, 0], v[settled, 1] - v[settled, 0])
+                  for v in found)
+    return rows[settled], pc.ascii_lower(level), msg
+
+
+def _is_ascii(message: pa.StringArray) -> np.ndarray:
+    """Which messages are ASCII (at once when the whole data buffer is)."""
+    data = message.buffers()[2]
+    if data is None or not len(data) or np.frombuffer(data, np.uint8).max() < 128:
+        return np.ones(len(message), bool)
+    return np.asarray(pc.string_is_ascii(message))
 
 
 def lifted(message: pa.StringArray, lift: Lift) -> tuple[pa.Array, pa.Array]:
@@ -75,26 +140,27 @@ def lifted(message: pa.StringArray, lift: Lift) -> tuple[pa.Array, pa.Array]:
 
     Args:
         message: the messages.
-        lift: the per-message lifting, for the messages the regexes do not settle.
+        lift: the per-message lifting, for the messages not settled here.
 
     Returns:
         (levels, messages), null where nothing is lifted.
     """
     n = len(message)
-    ascii_ = np.asarray(pc.string_is_ascii(message))
-    maybe = np.flatnonzero(np.asarray(pc.match_substring_regex(message, _MAYBE_STRUCTURED))
-                           | ~ascii_)
+    ascii_ = _is_ascii(message)
+    maybe = ~ascii_
+    for pattern in _MAYBE_STRUCTURED:
+        maybe |= np.asarray(pc.match_substring_regex(message, pattern))
+    maybe = np.flatnonzero(maybe)
     if not len(maybe):
         return pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
     sub = message.take(pa.array(maybe, pa.int64()))
     left = np.ones(len(maybe), bool)  # rows of sub still to settle
     found: list[tuple[np.ndarray, pa.Array, pa.Array]] = []
-    for grammar, form, quoted in ((_FLAT_JSON, _JSON_KEY, True),
-                                  (_PLAIN_LOGFMT, _LOGFMT_KEY, False)):
+    for grammar, settle in ((_FLAT_JSON, _settle_json), (_PLAIN_LOGFMT, _settle_logfmt)):
         rows = np.flatnonzero(np.asarray(pc.match_substring_regex(sub, grammar))
                               & ascii_[maybe] & left)
         if len(rows):
-            settled, level, msg = _settle(sub, rows, form, quoted)
+            settled, level, msg = settle(sub, rows)
             left[settled] = False
             found.append((maybe[settled], level, msg))
     py_pos = maybe[left]

@@ -16,8 +16,8 @@ import loaders
 from loaders import k8s_container, k8s_container_fast
 from loaders.base import Item, LoadOptions, Source
 from loaders.k8s_container import lift
-from loaders.k8s_container_fast import _epoch_micros
 from loaders.k8s_container_lift import lifted
+from loaders.k8s_container_split import epoch_micros
 
 STAMPS = [
     "2024-05-01T10:00:00Z", "2024-05-01T10:00:00.1Z", "2024-05-01T10:00:00.123456789Z",
@@ -129,7 +129,7 @@ def test_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
 
 
 def test_epoch_micros_matches_fromisoformat() -> None:
-    micros, ok = _epoch_micros(pa.array(STAMPS))
+    micros, ok = epoch_micros(pa.array(STAMPS))
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     for stamp, value, good in zip(STAMPS, micros.tolist(), ok.tolist(), strict=True):
         if good:  # the rest goes line by line
