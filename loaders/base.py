@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -266,6 +267,32 @@ def make_uid(source: str, native_id: str | None, raw: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def table_uids(source: str, raw: pa.ChunkedArray, native_id: pa.ChunkedArray | None
+               ) -> pa.Array:
+    """:func:`make_uid` of every row of a table, with the keys built by Arrow: only the
+    hashing is per row (3x less Python work than calling make_uid per row)."""
+    n = len(raw)
+    if raw.null_count or raw.type != pa.string() or (
+            native_id is not None and native_id.type != pa.string()):
+        ids = native_id.to_pylist() if native_id is not None else [None] * n
+        return pa.array([make_uid(source, i, r) for i, r in
+                         zip(ids, raw.to_pylist(), strict=True)], pa.string())
+    empty = pa.scalar(b"", pa.binary())
+    keys = pc.binary_join_element_wise(
+        pa.scalar(f"{source}\x1fraw\x1f".encode(), pa.binary()), raw.cast(pa.binary()), empty)
+    if native_id is not None:
+        by_id = pc.binary_join_element_wise(
+            pa.scalar(f"{source}\x1fid\x1f".encode(), pa.binary()),
+            native_id.cast(pa.binary()), empty)
+        has_id = pc.fill_null(pc.greater(pc.binary_length(native_id), 0), False)
+        keys = pc.if_else(has_id, by_id, keys)
+    sha = hashlib.sha256
+    digest = b"".join([sha(k).digest()[:16] for k in keys.to_pylist()])
+    offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
+                                                  pa.py_buffer(digest.hex().encode())])
+
+
 def storable(text: str) -> str:
     """Text Arrow can store: lone surrogates (from ``\\ud800``-style escapes) become ``?``."""
     try:
@@ -426,21 +453,18 @@ class FileRun:
     def _from_table(self, table: pa.Table) -> pa.Table:
         name = self.loader.name
         n = table.num_rows
-        ids = (table.column("native_id").to_pylist() if "native_id" in table.column_names
-               else [None] * n)
-        # the raw text is needed (as Python strings) only for events without a native id
-        need = [i for i, nid in enumerate(ids) if not nid]
-        raw_col = table.column("raw")
-        raws = iter((raw_col if len(need) == n else raw_col.take(pa.array(need, pa.int64())))
-                    .to_pylist())
-        uids = [make_uid(name, nid, "") if nid else make_uid(name, None, next(raws))
-                for nid in ids]
-        if "native_id" in table.column_names:
+        nid = table.column("native_id") if "native_id" in table.column_names else None
+        uids = table_uids(name, table.column("raw"), nid)
+        if nid is not None:
             table = table.drop_columns(["native_id"])
-        table = (table.append_column("source", pa.array([name] * n, pa.string()))
-                 .append_column("event_uid", pa.array(uids, pa.string()))
-                 .append_column("source_file", pa.array([self.file.display] * n, pa.string()))
-                 .append_column("ingest_id", pa.array([self.ingest_id] * n, pa.string())))
+
+        def same(value: str) -> pa.Array:
+            return pa.repeat(pa.scalar(value, pa.string()), n)
+
+        table = (table.append_column("source", same(name))
+                 .append_column("event_uid", uids)
+                 .append_column("source_file", same(self.file.display))
+                 .append_column("ingest_id", same(self.ingest_id)))
         return self._finish(validate(table, self._schema))
 
     def _too_many_rejects(self, consecutive: int, item: Reject) -> bool:

@@ -11,7 +11,7 @@ import pytest
 
 import loaders.store as store_module
 from analysis import read_events
-from loaders.base import make_uid
+from loaders.base import make_uid, table_uids
 from loaders.ingest import ingest
 from loaders.store import Store
 from loaders.uidindex import UidIndex, fingerprints
@@ -68,3 +68,17 @@ def test_both_dedupe_paths_keep_the_first_copy_of_each_id(
     assert len(events) == 49 and events["event_uid"].is_unique
     first_b = events[events["source_file"] == str(b)]["source_line"].min()
     assert first_b == 11  # line 31 of full (index 30) is b's line 11: the first new one
+
+
+def test_table_uids_equal_make_uid_row_by_row() -> None:
+    raw = pa.chunked_array([pa.array(["a", "bé", "c", "", "x" * 1000]), pa.array(["d"])])
+    nid = pa.chunked_array([pa.array([None, "id1", "", None, "id2"], pa.string()),
+                            pa.array(["z"])])
+    expected = [make_uid("src", i, r) for i, r in zip(nid.to_pylist(), raw.to_pylist(),
+                                                      strict=True)]
+    assert table_uids("src", raw, nid).to_pylist() == expected
+    assert table_uids("src", raw, None).to_pylist() == [make_uid("src", None, r)
+                                                        for r in raw.to_pylist()]
+    with_null = pa.chunked_array([pa.array(["a", None])])  # the per-row fallback
+    assert table_uids("src", with_null, None).to_pylist() == [
+        make_uid("src", None, "a"), make_uid("src", None, None)]  # type: ignore[arg-type]
