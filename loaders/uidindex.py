@@ -59,8 +59,9 @@ def fingerprints(uids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
 
 
 def staged_fingerprints(path: Path) -> np.ndarray | None:
-    """Fingerprints of a Parquet file's ``event_uid`` column."""
-    return fingerprints(pq.read_table(path, columns=["event_uid"]).column(0))
+    """Sorted fingerprints of a Parquet file's ``event_uid`` column."""
+    found = fingerprints(pq.read_table(path, columns=["event_uid"]).column(0))
+    return None if found is None else np.sort(found)
 
 
 class UidIndex:
@@ -71,10 +72,10 @@ class UidIndex:
         self._exact: dict[tuple[str, str], pa.Array] = {}
 
     def is_new(self, key: tuple[str, str], parts: Parts, fps: np.ndarray | None) -> bool:
-        """Whether the staged fingerprints ``fps`` are unique and none is stored in the
+        """Whether the staged fingerprints ``fps`` (sorted) are unique and none is stored in the
         partition ``key`` (whose committed files are ``parts``). False means "maybe not":
         de-duplicate exactly."""
-        if fps is None or len(np.unique(fps)) != len(fps):
+        if fps is None or (len(fps) > 1 and (fps[1:] == fps[:-1]).any()):  # sorted
             return False
         for run in self._load(key, parts):
             if run is None:
@@ -101,10 +102,10 @@ class UidIndex:
         return None if any(r is None for r in runs) else sum(len(r) for r in runs if r is not None)
 
     def add(self, key: tuple[str, str], parts: Parts, fps: np.ndarray | None) -> None:
-        """Record newly committed fingerprints of ``key``."""
+        """Record newly committed fingerprints (sorted) of ``key``."""
         self._exact.pop(key, None)
         runs = self._load(key, parts)
-        runs.append(None if fps is None else np.sort(fps))
+        runs.append(fps)
         arrays = [r for r in runs if r is not None]
         if len(runs) > _MERGE_AT and len(arrays) == len(runs):
             runs[:] = [np.sort(np.concatenate(arrays))]

@@ -216,3 +216,27 @@ def test_parallel_ingest_gives_the_same_store(tmp_path: Path) -> None:
     ev_b, m_b = _store_state(parallel.root)
     pd.testing.assert_frame_equal(ev_a, ev_b)
     pd.testing.assert_frame_equal(m_a, m_b)
+
+
+def test_staged_rows_split_by_utc_day_as_strftime_would() -> None:
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from loaders.store import UNKNOWN_DATE, _by_day
+
+    stamps = [datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), None,
+              datetime(1970, 1, 1, tzinfo=UTC), datetime(1601, 1, 1, tzinfo=UTC),
+              datetime(9999, 12, 31, 23, 59, tzinfo=UTC), datetime(1970, 1, 1, 5, tzinfo=UTC)]
+    table = pa.table({"timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+                      "n": list(range(6))})
+    got = {day: part.column("n").to_pylist() for day, part in _by_day(table)}
+    names = pc.fill_null(pc.strftime(table.column("timestamp"), "%Y-%m-%d"), UNKNOWN_DATE)
+    expected: dict[str, list[int]] = {}
+    for i, name in enumerate(names.to_pylist()):
+        expected.setdefault(name, []).append(i)
+    assert got == expected
+    assert got["unknown"] == [1] and got["1970-01-01"] == [2, 5]
+    one_day = table.slice(2, 1)
+    assert [(d, p is one_day) for d, p in _by_day(one_day)] == [("1970-01-01", True)]
