@@ -41,6 +41,7 @@ from loaders.schema import event_schema
 from loaders.uidindex import UidIndex, fingerprints, staged_fingerprints
 
 COMPRESSION = "zstd"
+WRITE_AHEAD = 3  # batches parsed but not yet written (the writer catches up in bursts)
 SMALL_STAGED_ROWS = 200_000  # up to this many staged rows of a day are de-duplicated
 SMALL_STORED_IDS = 2_000_000  # in memory with Arrow if the partition holds at most this
 UNKNOWN_DATE = "unknown"
@@ -492,7 +493,7 @@ def write_staged(tables: Iterator[tuple[str, pa.Table]], directory: Path, stem: 
     try:
         for kind, table in tables:
             pending.append(pool.submit(events if kind == "events" else rejects, table))
-            while len(pending) > 1:  # at most one batch waits: memory stays bounded
+            while len(pending) > WRITE_AHEAD:  # memory stays bounded
                 pending.popleft().result()
         while pending:
             pending.popleft().result()
