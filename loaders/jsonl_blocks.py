@@ -9,6 +9,7 @@ regular expressions both paths use to decide which time texts Arrow reads exactl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
 import numpy as np
@@ -26,6 +27,17 @@ ISO_TEXT = (r"^[12]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[
             r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$")
 
 MapValue = Callable[[Any, int, str], Iterator[Item]]
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def reader_pool() -> ThreadPoolExecutor:
+    """The one thread that parses the next block with Arrow while the current one is
+    mapped (Arrow releases the GIL); shared by every file of the process, so a small file
+    does not pay for starting and joining a thread."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="auditlens-jsonl"))
+    return _POOL[0]
 
 
 class Blocks:

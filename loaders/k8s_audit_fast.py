@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
 import numpy as np
@@ -38,7 +37,7 @@ import pyarrow.json as pj
 
 from loaders.base import Duplicate, Item, Parsed, ParsedTable, Source
 from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import Blocks, Chain, clean_lines, read_rest
+from loaders.jsonl_blocks import Blocks, Chain, clean_lines, read_rest, reader_pool
 from loaders.k8s_audit_columns import SCHEMA, columns
 from loaders.k8s_audit_details import StageMerger, TableRow, TableRows
 from loaders.k8s_audit_wrappers import is_event
@@ -77,7 +76,8 @@ def parse_jsonl(src: Source, map_value: MapValue, merger: Merger) -> Iterator[It
     out = _Output()
     # Arrow parses the next block in a worker thread (it releases the GIL) while this one
     # is mapped.
-    with src.binary() as fh, ThreadPoolExecutor(1) as pool:
+    pool = reader_pool()
+    with src.binary() as fh:
         blocks = Blocks(fh)
         line = 1
         block = blocks.next()

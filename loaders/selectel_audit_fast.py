@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, cast
 
 import numpy as np
@@ -36,7 +35,7 @@ import pyarrow.json as pj
 
 from loaders.base import Item, ParsedTable, Source
 from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import Blocks, Chain, Lines, MapValue, clean_lines, read_rest
+from loaders.jsonl_blocks import Blocks, Chain, Lines, MapValue, clean_lines, read_rest, reader_pool
 from loaders.selectel_audit_columns import CHANGE_SETS, columns
 from loaders.selectel_audit_fields import _BESIDE, _OBJECT_KEYS
 
@@ -93,7 +92,8 @@ def parse_jsonl(src: Source, map_value: MapValue) -> Iterator[Item]:
     """
     # Arrow parses the next block in a worker thread (it releases the GIL) while this one
     # is mapped and written.
-    with src.binary() as fh, ThreadPoolExecutor(1) as pool:
+    pool = reader_pool()
+    with src.binary() as fh:
         blocks = Blocks(fh)
         line = 1
         block = blocks.next()

@@ -20,7 +20,7 @@ import pytest
 from analysis import read_events, read_manifest, read_rejects
 from loaders.ingest import DEFER_HASH_BYTES, ingest
 from loaders.schema import event_schema
-from loaders.store import Store
+from loaders.store import SMALL_DAY_ROWS, Store, _event_file_options
 from tests.helpers import K8S_AUDIT, write_k8s_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,12 @@ def test_ingest_writes_partitions_manifest_and_rejects(tmp_path: Path) -> None:
                     "date=2020-04-21": 3}
     for part in store.part_files():
         assert pq.ParquetFile(part).schema_arrow == event_schema()
-        assert pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "ZSTD"
+        # a day of fewer than SMALL_DAY_ROWS events is written with LZ4, larger ones zstd
+        assert pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "LZ4"
+    used = frozenset(["timestamp"])
+    assert _event_file_options(used, SMALL_DAY_ROWS)["compression"]["timestamp"] == "zstd"
+    assert _event_file_options(used, SMALL_DAY_ROWS - 1)["compression"]["timestamp"] == "lz4"
+    assert _event_file_options(used, 1)["compression"]["raw"] == "none"  # not the loader's
     m = read_manifest(store.root)
     assert len(m) == 1
     assert m.loc[0, "sha256"] == hashlib.sha256(K8S_AUDIT.read_bytes()).hexdigest()
