@@ -1,6 +1,6 @@
 """The Parquet evidence store: layout, crash-safe commits, idempotent ingest.
 
-Layout (hive-partitioned, zstd)::
+Layout (hive-partitioned; zstd, LZ4 for small days)::
 
     <store>/events/source=<name>/date=<YYYY-MM-DD>/part-<ingest_id>-<n>.parquet
     <store>/rejects/<ingest_id>-<file_seq>.parquet
