@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO, cast
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -37,16 +36,14 @@ import pyarrow.json as pj
 
 from loaders.base import Duplicate, Item, Parsed, ParsedTable, Source
 from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import Blocks, Chain, clean_lines, read_rest, reader_pool
+from loaders.jsonl_blocks import Lines, MapValue, Rest, blocks_ahead, read_rest
 from loaders.k8s_audit_columns import SCHEMA, columns
 from loaders.k8s_audit_details import StageMerger, TableRow, TableRows
 from loaders.k8s_audit_wrappers import is_event
 
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 
-MapValue = Callable[[Any, int, str], Iterator[Item]]
 Merger = StageMerger[Parsed | TableRow]
-Lines = tuple[np.ndarray, pa.Array]
 
 
 def jsonl_head(head: bytes) -> bool:
@@ -74,52 +71,23 @@ def parse_jsonl(src: Source, map_value: MapValue, merger: Merger) -> Iterator[It
         ``map_value`` and merging stages with ``merger`` (runs of events as tables).
     """
     out = _Output()
-    # Arrow parses the next block in a worker thread (it releases the GIL) while this one
-    # is mapped.
-    pool = reader_pool()
     with src.binary() as fh:
-        blocks = Blocks(fh)
-        line = 1
-        block = blocks.next()
-        ahead = pool.submit(_prepare, block) if block else None
-        while ahead is not None and not src.stopped:
-            block, lines, table = ahead.result()
-            following = blocks.next()
-            ahead = pool.submit(_prepare, following) if following else None
-            if lines is None:
-                rest = Chain(block + (following or b"") + blocks.pending, fh)
-                yield from out.add(_merged(merger, read_rest(src, cast(BinaryIO, rest), line,
+        for item in blocks_ahead(src, fh, _read_table):
+            if isinstance(item, Rest):
+                yield from out.add(_merged(merger, read_rest(src, item.stream, item.line,
                                                          map_value)))
                 break
-            yield from _block(src, (block, line), lines, table, (map_value, merger), out)
+            yield from _block(src, (item.data, item.line), item.lines, item.table,
+                              (map_value, merger), out)
             yield from out.flush()
-            line += _newlines(block, lines[0])
     yield from out.add(merger.flush())
     yield from out.flush()
 
 
-def _prepare(block: bytes) -> tuple[bytes, Lines | None, pa.Table | None]:
-    """A block, its clean lines (None: not clean), and Arrow's table (None: refused)."""
-    lines = clean_lines(block)
-    if lines is None:
-        return block, None, None
-    try:
-        # one Arrow block (one chunk): this runs beside the mapping of the previous block
-        read = pj.ReadOptions(use_threads=False, block_size=len(block) + 1)
-        table = pj.read_json(io.BytesIO(block), read_options=read, parse_options=_PARSE)
-    except (pa.ArrowException, ValueError):
-        return block, lines, None
-    return block, lines, table
-
-
-def _newlines(block: bytes, index: np.ndarray) -> int:
-    """How many newlines a block of clean lines has (``index``: its non-empty lines)."""
-    if not len(index):
-        return block.count(b"\n")
-    trailing = 0  # the last non-empty line's newline, and the empty lines after it
-    while trailing < len(block) and block[-1 - trailing] == 10:
-        trailing += 1
-    return int(index[-1]) + trailing
+def _read_table(block: bytes) -> pa.Table:
+    # one Arrow block (one chunk): this runs beside the mapping of the previous block
+    read = pj.ReadOptions(use_threads=False, block_size=len(block) + 1)
+    return pj.read_json(io.BytesIO(block), read_options=read, parse_options=_PARSE)
 
 
 def _merged(merger: Merger, items: Iterable[Item]) -> Iterator[Item | TableRow]:

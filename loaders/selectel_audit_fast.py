@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from typing import BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +34,7 @@ import pyarrow.json as pj
 
 from loaders.base import Item, ParsedTable, Source
 from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import Blocks, Chain, Lines, MapValue, clean_lines, read_rest, reader_pool
+from loaders.jsonl_blocks import Lines, MapValue, Rest, blocks_ahead, read_rest
 from loaders.selectel_audit_columns import CHANGE_SETS, columns
 from loaders.selectel_audit_fields import _BESIDE, _OBJECT_KEYS
 
@@ -90,36 +89,16 @@ def parse_jsonl(src: Source, map_value: MapValue) -> Iterator[Item]:
         Items in input order, the same as reading the file with the shared JSON reader and
         mapping each value with ``map_value``.
     """
-    # Arrow parses the next block in a worker thread (it releases the GIL) while this one
-    # is mapped and written.
-    pool = reader_pool()
     with src.binary() as fh:
-        blocks = Blocks(fh)
-        line = 1
-        block = blocks.next()
-        ahead = pool.submit(_prepare, block) if block else None
-        while ahead is not None and not src.stopped:
-            block, lines, table = ahead.result()
-            following = blocks.next()
-            ahead = pool.submit(_prepare, following) if following else None
-            if lines is None:
-                rest = Chain(block + (following or b"") + blocks.pending, fh)
-                yield from read_rest(src, cast(BinaryIO, rest), line, map_value)
+        for item in blocks_ahead(src, fh, _read_table):
+            if isinstance(item, Rest):
+                yield from read_rest(src, item.stream, item.line, map_value)
                 return
-            yield from _block(src, block, line, lines, table, map_value)
-            line += block.count(b"\n")
+            yield from _block(src, item.data, item.line, item.lines, item.table, map_value)
 
 
-def _prepare(block: bytes) -> tuple[bytes, Lines | None, pa.Table | None]:
-    """A block, its clean lines (None: not clean), and Arrow's table (None: refused)."""
-    lines = clean_lines(block)
-    if lines is None:
-        return block, None, None
-    try:
-        table = pj.read_json(io.BytesIO(block), read_options=_READ, parse_options=_PARSE)
-    except (pa.ArrowException, ValueError):
-        return block, lines, None
-    return block, lines, table
+def _read_table(block: bytes) -> pa.Table:
+    return pj.read_json(io.BytesIO(block), read_options=_READ, parse_options=_PARSE)
 
 
 def _block(src: Source, block: bytes, first_line: int, lines: Lines, table: pa.Table | None,
