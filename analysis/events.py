@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from loaders.base import REJECT_SCHEMA
 from loaders.schema import event_schema
-from loaders.store import MANIFEST_SCHEMA, UNKNOWN_DATE, Store
+from loaders.staging import UNKNOWN_DATE
+from loaders.store import MANIFEST_SCHEMA, Store
 
 TimeLike: TypeAlias = str | datetime | pd.Timestamp | None
 

@@ -23,7 +23,8 @@ from loaders.archives import ArchiveError, Refused, archive_kind, iter_archive
 from loaders.base import FileRun, LoadOptions
 from loaders.inputs import InputFile, input_file, read_head
 from loaders.schema import CORE_NAMES
-from loaders.store import Commit, Store, new_ingest_id, sha256_file, tool_version, write_staged
+from loaders.staging import write_staged
+from loaders.store import Commit, Store, new_ingest_id, sha256_file, tool_version
 
 DEFER_HASH_BYTES = 4 << 20  # smaller files are hashed before parsing: cheap, no thread
 RELEASE_MEMORY_BYTES = 16 << 20  # after smaller files, a full gc (~25 ms) is not worth it
