@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 import pandas as pd
 import pyarrow as pa
 
-from loaders.base import REJECT_SCHEMA
+from loaders.runner import REJECT_SCHEMA
 from loaders.schema import event_schema
 from loaders.staging import UNKNOWN_DATE
 from loaders.store import MANIFEST_SCHEMA, Store

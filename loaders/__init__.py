@@ -30,7 +30,8 @@ from loaders import openstack_cadf
 from loaders import selectel_audit
 from loaders import selectel_auth
 from loaders import windows_events
-from loaders.base import REJECT_SCHEMA, FileCounts, FileRun, Loader, LoadOptions
+from loaders.base import Loader, LoadOptions
+from loaders.runner import REJECT_SCHEMA, FileCounts, FileRun
 from loaders.inputs import input_file, read_head, sniff_head
 from loaders.schema import event_schema, register_extras
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import loaders
 from loaders.archives import ArchiveError, Refused, archive_kind, iter_archive
-from loaders.base import FileRun, LoadOptions
+from loaders.base import LoadOptions
 from loaders.inputs import InputFile, input_file, read_head
+from loaders.runner import FileRun
 from loaders.schema import CORE_NAMES
 from loaders.staging import write_staged
 from loaders.store import Commit, Store, new_ingest_id, sha256_file, tool_version

@@ -1,6 +1,6 @@
 """Staging: a file run's events written per UTC day in their final store form.
 
-The parse of one input file (:class:`loaders.base.FileRun`) is written by
+The parse of one input file (:class:`loaders.runner.FileRun`) is written by
 :func:`write_staged` to one Parquet file per UTC day, already as the store keeps events
 (full schema, compressed), so that :meth:`loaders.store.Store.commit` can put a day that has
 nothing to de-duplicate into its partition with a rename. While writing it takes the
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loaders.base import REJECT_SCHEMA
+from loaders.runner import REJECT_SCHEMA
 from loaders.schema import event_schema
 from loaders.uidindex import fingerprints
 

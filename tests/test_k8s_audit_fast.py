@@ -20,9 +20,10 @@ import pytest
 import loaders
 import loaders.jsonl_blocks as blocks
 import loaders.k8s_audit_fast as fast
-from loaders.base import FileRun, LoadOptions, ParsedTable
+from loaders.base import LoadOptions, ParsedTable
 from loaders.inputs import input_file, read_head
 from loaders.k8s_audit_details import StageMerger
+from loaders.runner import FileRun
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "k8s-audit").iterdir())
 FALCO = Path(__file__).parent / "fixtures" / "k8s-audit" / "falco_trace_files_k8s_audit.jsonl"

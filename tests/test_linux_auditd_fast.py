@@ -20,11 +20,12 @@ import pyarrow as pa
 import pytest
 
 from loaders import linux_auditd_fields, linux_auditd_map, linux_auditd_read
-from loaders.base import FileRun, LoadOptions
+from loaders.base import LoadOptions
 from loaders.inputs import Line, input_file, iter_lines, read_head
 from loaders.linux_auditd import LOADER
 from loaders.linux_auditd_fields import _split_general, split_fields
 from loaders.linux_auditd_split import split_simple
+from loaders.runner import FileRun
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "linux-auditd"

@@ -62,8 +62,9 @@ def test_validate_refuses_events_without_uid() -> None:
 
 
 def test_a_loader_may_yield_arrow_tables(tmp_path: Path) -> None:
-    from loaders.base import FileRun, Loader, LoadOptions, ParsedTable, Reject
+    from loaders.base import Loader, LoadOptions, ParsedTable, Reject
     from loaders.inputs import input_file
+    from loaders.runner import FileRun
 
     class TwoWays(Loader):
         name = "k8s_audit"  # reuse a registered name and its k8s_ columns

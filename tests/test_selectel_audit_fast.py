@@ -18,8 +18,9 @@ import pytest
 import loaders
 import loaders.jsonl_blocks as jsonl_blocks
 import loaders.selectel_audit as sa
-from loaders.base import FileRun, LoadOptions, ParsedTable
+from loaders.base import LoadOptions, ParsedTable
 from loaders.inputs import input_file, read_head
+from loaders.runner import FileRun
 
 FIXTURE = Path(__file__).parent / "fixtures" / "selectel-audit" / "events.txt"
 BASE: dict[str, Any] = {

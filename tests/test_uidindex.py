@@ -11,8 +11,9 @@ import pytest
 
 import loaders.store as store_module
 from analysis import read_events
-from loaders.base import make_uid, table_uids
+from loaders.base import make_uid
 from loaders.ingest import ingest
+from loaders.runner import table_uids
 from loaders.store import Store
 from loaders.uidindex import UidIndex, fingerprints
 from tests.helpers import write_k8s_copy
