@@ -233,18 +233,22 @@ def iter_lines(
             continue
         if number == 1:
             chunk = chunk.removeprefix(codecs.BOM_UTF8)
-        chunk = chunk.rstrip(b"\n")
-        if chunk.endswith(b"\r"):
-            chunk = chunk[:-1]
-        try:
-            yield Line(number, chunk.decode("utf-8"))
-        except UnicodeDecodeError:
-            yield Line(
-                number,
-                chunk.decode("utf-8", "replace"),
-                "invalid UTF-8 bytes replaced with U+FFFD",
-                chunk.decode("utf-8", "backslashreplace"),
-            )
+        yield decode_line(number, chunk.rstrip(b"\n"))
+
+
+def decode_line(number: int, chunk: bytes) -> Line:
+    """One UTF-8 line's bytes (without its ``\\n``) as a :class:`Line`: a trailing ``\\r``
+    dropped, invalid bytes replaced with U+FFFD and flagged (the raw text keeps them as
+    ``\\x..`` escapes). The block readers of the fast paths use it too, so their lines read
+    exactly as :func:`iter_lines` reads them."""
+    if chunk.endswith(b"\r"):
+        chunk = chunk[:-1]
+    try:
+        return Line(number, chunk.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Line(number, chunk.decode("utf-8", "replace"),
+                    "invalid UTF-8 bytes replaced with U+FFFD",
+                    chunk.decode("utf-8", "backslashreplace"))
 
 
 def _iter_lines_utf16(fh: BinaryIO, enc: str, max_line: int) -> Iterator[Line]:

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from loaders import inputs
 from loaders.base import Item, ParsedTable, Reject, Source
-from loaders.inputs import Line
+from loaders.inputs import Line, decode_line
 from loaders.k8s_container_lift import Lift, lifted
 from loaders.k8s_container_split import Block, Fields, split_cri, split_docker
 
@@ -140,18 +140,6 @@ def _new_block(data: bytes, number: int) -> Block:
     return Block(data.removeprefix(codecs.BOM_UTF8) if number == 0 else data)
 
 
-def _text_line(number: int, chunk: bytes) -> Line:
-    """One line's bytes (no ``\\n``) decoded as :func:`loaders.inputs.iter_lines` does."""
-    if chunk.endswith(b"\r"):
-        chunk = chunk[:-1]
-    try:
-        return Line(number, chunk.decode("utf-8"))
-    except UnicodeDecodeError:
-        return Line(number, chunk.decode("utf-8", "replace"),
-                    "invalid UTF-8 bytes replaced with U+FFFD",
-                    chunk.decode("utf-8", "backslashreplace"))
-
-
 def _block(first: int, block: Block, src: Source, assembler: Assembler, lift: Lift
            ) -> Iterator[Item]:
     """Items of one block of whole lines; ``first`` is the number of its first line."""
@@ -178,7 +166,7 @@ def _utf8(data: bytes) -> bool:
 
 def _by_line(first: int, block: Block, src: Source, assembler: Assembler) -> Iterator[Item]:
     for i in range(len(block)):
-        yield from _fed(assembler, _text_line(first + i, block.chunk(i)), src)
+        yield from _fed(assembler, decode_line(first + i, block.chunk(i)), src)
         if src.stopped:
             return
 

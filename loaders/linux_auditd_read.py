@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from loaders import inputs
 from loaders.base import Source
-from loaders.inputs import Line, detect_encoding
+from loaders.inputs import Line, decode_line, detect_encoding
 
 BLOCK_BYTES = 1 << 20
 # the record header of loaders.linux_auditd_fields._HEADER at every line start, and the body
@@ -77,7 +77,7 @@ def read_pieces(src: Source) -> Iterator[Block | Line]:
             for i, chunk in enumerate(chunks):
                 if src.stopped:
                     return
-                yield _line(first + i, chunk)
+                yield decode_line(first + i, chunk)
 
 
 def _block(first: int, data: bytes) -> Block | None:
@@ -96,18 +96,6 @@ def _block(first: int, data: bytes) -> Block | None:
     if len(headers) != len(lines):
         return None
     return Block(first, headers, lines)
-
-
-def _line(number: int, chunk: bytes) -> Line:
-    """One line's bytes (no ``\\n``) decoded as :func:`loaders.inputs.iter_lines` does."""
-    if chunk.endswith(b"\r"):
-        chunk = chunk[:-1]
-    try:
-        return Line(number, chunk.decode("utf-8"))
-    except UnicodeDecodeError:
-        return Line(number, chunk.decode("utf-8", "replace"),
-                    "invalid UTF-8 bytes replaced with U+FFFD",
-                    chunk.decode("utf-8", "backslashreplace"))
 
 
 def _whole_lines(fh: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes | Line]]:

@@ -21,7 +21,7 @@ import pytest
 
 from loaders import linux_auditd_fields, linux_auditd_map, linux_auditd_read
 from loaders.base import LoadOptions
-from loaders.inputs import Line, input_file, iter_lines, read_head
+from loaders.inputs import Line, decode_line, input_file, iter_lines, read_head
 from loaders.linux_auditd import LOADER
 from loaders.linux_auditd_fields import _split_general, split_fields
 from loaders.linux_auditd_split import split_simple
@@ -177,5 +177,5 @@ def test_block_reader_splits_lines_as_iter_lines(monkeypatch: pytest.MonkeyPatch
             chunks = piece.split(b"\n")
             if piece.endswith(b"\n"):
                 chunks.pop()
-            got += [linux_auditd_read._line(first + i, c) for i, c in enumerate(chunks)]
+            got += [decode_line(first + i, c) for i, c in enumerate(chunks)]
         assert got == want, (data, max_line)
