@@ -8,6 +8,7 @@ regular expressions both paths use to decide which time texts Arrow reads exactl
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -181,3 +182,50 @@ def _prepare(block: bytes, read_table: Callable[[bytes], pa.Table]
         return block, lines, read_table(block)
     except (pa.ArrowException, ValueError):
         return block, lines, None
+
+
+Columns = Callable[[pa.Table, pa.Array], tuple[dict[str, pa.Array], np.ndarray]]
+
+
+@dataclass(frozen=True, slots=True)
+class MappedBlock:
+    """A clean block mapped by a loader's Arrow ``columns``: the rows as schema columns plus
+    ``source_line`` and ``raw``, which rows the per-record path must map instead (``odd``),
+    and each row's file line."""
+
+    table: pa.Table
+    odd: np.ndarray
+    numbers: np.ndarray
+
+
+def map_block(item: CleanBlock, columns: Columns) -> MappedBlock | None:
+    """Map a clean block with ``columns``; None when Arrow refused it or the mapping
+    cannot take it: then the whole block goes to :func:`read_rest`, as before."""
+    index, raw = item.lines
+    try:
+        if item.table is None or item.table.num_rows != len(raw):
+            raise ValueError("Arrow refused the block, or its rows are not the lines")
+        cols, odd = columns(item.table.combine_chunks(), raw)
+    except (pa.ArrowException, ValueError, RecursionError):
+        return None
+    numbers = index + item.line
+    cols["source_line"] = pa.array(numbers, pa.int64())
+    cols["raw"] = raw
+    return MappedBlock(pa.table(cols), odd, numbers)
+
+
+def in_order(src: Source, mapped: MappedBlock, map_value: MapValue
+             ) -> Iterator[tuple[int, int] | Iterator[Item]]:
+    """A mapped block in input order: ``(start, end)`` for each run of rows Arrow mapped,
+    and for each odd row the per-record path's items. Ends early if the file was stopped."""
+    start, n = 0, mapped.table.num_rows
+    raw = mapped.table.column("raw")
+    for i in [*np.flatnonzero(mapped.odd).tolist(), n]:
+        if i > start:
+            yield start, i
+        if i < n:
+            text = raw[i].as_py().encode("utf-8")
+            yield read_rest(src, io.BytesIO(text), int(mapped.numbers[i]), map_value)
+            if src.stopped:
+                return
+        start = i + 1

@@ -36,7 +36,15 @@ import pyarrow.json as pj
 
 from loaders.base import Duplicate, Item, Parsed, ParsedTable, Source
 from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import Lines, MapValue, Rest, blocks_ahead, read_rest
+from loaders.jsonl_blocks import (
+    CleanBlock,
+    MapValue,
+    Rest,
+    blocks_ahead,
+    in_order,
+    map_block,
+    read_rest,
+)
 from loaders.k8s_audit_columns import SCHEMA, columns
 from loaders.k8s_audit_details import StageMerger, TableRow, TableRows
 from loaders.k8s_audit_wrappers import is_event
@@ -77,8 +85,7 @@ def parse_jsonl(src: Source, map_value: MapValue, merger: Merger) -> Iterator[It
                 yield from out.add(_merged(merger, read_rest(src, item.stream, item.line,
                                                          map_value)))
                 break
-            yield from _block(src, (item.data, item.line), item.lines, item.table,
-                              (map_value, merger), out)
+            yield from _block(src, item, (map_value, merger), out)
             yield from out.flush()
     yield from out.add(merger.flush())
     yield from out.flush()
@@ -95,38 +102,27 @@ def _merged(merger: Merger, items: Iterable[Item]) -> Iterator[Item | TableRow]:
         yield from merger.push(item)
 
 
-def _block(src: Source, at: tuple[bytes, int], lines: Lines, table: pa.Table | None,
-           how: tuple[MapValue, Merger], out: _Output) -> Iterator[Item]:
-    """Items of one block of clean lines, in input order: rows Arrow mapped go to the merger
-    as table rows, the others through the per-event path."""
-    (block, first_line), (index, raw), (map_value, merger) = at, lines, how
-    if not len(raw):
+def _block(src: Source, item: CleanBlock, how: tuple[MapValue, Merger], out: _Output
+           ) -> Iterator[Item]:
+    """Items of one clean block, in input order: rows Arrow mapped go to the merger as
+    table rows, the others through the per-event path."""
+    map_value, merger = how
+    if not len(item.lines[1]):
         return
-    numbers = index + first_line
-    try:
-        if table is None or table.num_rows != len(raw):
-            raise ValueError("Arrow refused the block, or its rows are not the lines")
-        cols, odd = columns(table.combine_chunks(), raw)
-    except (pa.ArrowException, ValueError, RecursionError):  # not for Arrow: as before
-        yield from out.add(_merged(merger, read_rest(src, io.BytesIO(block), first_line,
-                                                 map_value)))
-        return
-    cols["source_line"] = pa.array(numbers, pa.int64())
-    cols["raw"] = raw
-    rows = TableRows(pa.table(cols), numbers.tolist(), cols["k8s_stage"].to_pylist(),
-                     cols["native_id"].to_pylist())
-    out.block = rows
-    start = 0
-    for i in [*np.flatnonzero(odd).tolist(), len(raw)]:
-        if i > start:
-            yield from out.add(merger.push_rows(rows, start, i))
-        if i < len(raw):
-            text = raw[i].as_py().encode("utf-8")
-            yield from out.add(_merged(merger, read_rest(src, io.BytesIO(text), int(numbers[i]),
+    mapped = map_block(item, columns)
+    if mapped is None:
+        yield from out.add(_merged(merger, read_rest(src, io.BytesIO(item.data), item.line,
                                                      map_value)))
-            if src.stopped:
-                return
-        start = i + 1
+        return
+    table = mapped.table
+    rows = TableRows(table, mapped.numbers.tolist(), table.column("k8s_stage").to_pylist(),
+                     table.column("native_id").to_pylist())
+    out.block = rows
+    for part in in_order(src, mapped, map_value):
+        if isinstance(part, tuple):
+            yield from out.add(merger.push_rows(rows, *part))
+        else:
+            yield from out.add(_merged(merger, part))
 
 
 class _Output:

@@ -28,13 +28,20 @@ import io
 import json
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
 from loaders.base import Item, ParsedTable, Source
 from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import Lines, MapValue, Rest, blocks_ahead, read_rest
+from loaders.jsonl_blocks import (
+    CleanBlock,
+    MapValue,
+    Rest,
+    blocks_ahead,
+    in_order,
+    map_block,
+    read_rest,
+)
 from loaders.selectel_audit_columns import CHANGE_SETS, columns
 from loaders.selectel_audit_fields import _BESIDE, _OBJECT_KEYS
 
@@ -94,36 +101,23 @@ def parse_jsonl(src: Source, map_value: MapValue) -> Iterator[Item]:
             if isinstance(item, Rest):
                 yield from read_rest(src, item.stream, item.line, map_value)
                 return
-            yield from _block(src, item.data, item.line, item.lines, item.table, map_value)
+            yield from _block(src, item, map_value)
 
 
 def _read_table(block: bytes) -> pa.Table:
     return pj.read_json(io.BytesIO(block), read_options=_READ, parse_options=_PARSE)
 
 
-def _block(src: Source, block: bytes, first_line: int, lines: Lines, table: pa.Table | None,
-           map_value: MapValue) -> Iterator[Item]:
-    """Items of one block of clean lines (see :func:`~loaders.jsonl_blocks.clean_lines`),
-    in input order."""
-    index, raw = lines
-    if not len(raw):
+def _block(src: Source, item: CleanBlock, map_value: MapValue) -> Iterator[Item]:
+    """Items of one clean block, in input order."""
+    if not len(item.lines[1]):
         return
-    numbers = index + first_line
-    try:
-        if table is None or table.num_rows != len(raw):
-            raise ValueError("Arrow refused the block, or its rows are not the lines")
-        cols, odd = columns(table.combine_chunks(), raw)
-    except (pa.ArrowException, ValueError, RecursionError):  # not for Arrow: as before
-        yield from read_rest(src, io.BytesIO(block), first_line, map_value)
+    mapped = map_block(item, columns)
+    if mapped is None:
+        yield from read_rest(src, io.BytesIO(item.data), item.line, map_value)
         return
-    cols["source_line"] = pa.array(numbers, pa.int64())
-    cols["raw"] = raw
-    fast = pa.table(cols)
-    start = 0
-    for i in [*np.flatnonzero(odd).tolist(), len(raw)]:
-        if i > start:
-            yield ParsedTable(fast.slice(start, i - start))
-        if i < len(raw):
-            text = raw[i].as_py().encode("utf-8")
-            yield from read_rest(src, io.BytesIO(text), int(numbers[i]), map_value)
-        start = i + 1
+    for part in in_order(src, mapped, map_value):
+        if isinstance(part, tuple):
+            yield ParsedTable(mapped.table.slice(part[0], part[1] - part[0]))
+        else:
+            yield from part
