@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +32,49 @@ class Measurement:
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float]:
-    """Run a command in a fresh process; wall seconds and peak RSS in MB (from wait4)."""
+    """Run a command in a fresh process; wall seconds and peak RSS in MB.
+
+    The peak is that of the whole process tree (the command and the processes it starts,
+    such as ``--jobs`` workers or auditd's helpers), summed, sampled every 50 ms; or the
+    largest single process's peak from ``wait4`` when that is larger (a short spike
+    between samples)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = threading.Event()
+    peak = [0]
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, max(usage.ru_maxrss, peak[0]) / 1024
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KB (Linux /proc)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                total += next((int(line.split()[1]) for line in fh
+                               if line.startswith("VmRSS:")), 0)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    stack += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):  # the process ended meanwhile
+            continue
+    return total
 
 
 def parse_cmd(path: Path, fmt: str) -> list[str]:
