@@ -101,7 +101,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be 1 or more")
     total = sum(p.stat().st_size for p in discover(args.paths) if p.is_file())
     bar = _Bar(total)
-    options = LoadOptions(year=args.year, mapping=_parse_map(args.map))
+    # helpers=None: a large file may use a second core (see loaders.offload)
+    options = LoadOptions(year=args.year, mapping=_parse_map(args.map), helpers=None)
 
     class _P(Progress):
         def bytes_read(self, n: int) -> None:
@@ -229,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, archives")
     p.add_argument("--format", metavar="NAME", help="force a loader (see `auditlens sources`)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="parse N files in parallel processes (default 1)")
+                   help="parse N files in parallel processes (default 1; with 1, a large "
+                   "audit.log is mapped in a helper process, on a second core)")
     p.add_argument("--year", type=int, help="year for syslog timestamps that have none "
                    "(default: from the file's modification time)")
     p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",

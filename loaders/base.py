@@ -98,6 +98,11 @@ class LoadOptions:
         max_initial_rejects: a file whose first N records are all rejected is not of this
             format: it stops with an error naming ``--format``.
         max_consecutive_rejects: a run this long of bad records anywhere stops the file.
+        helpers: extra processes a loader may use for one large file (auditd maps events
+            in a helper, see :mod:`loaders.offload`). 0, the default for library calls:
+            none. None: one on a machine with two cores or more, as ``auditlens ingest``
+            does (a script asking for helpers must guard its entry point with
+            ``if __name__ == "__main__":``, as any code that starts processes).
     """
 
     year: int | None = None
@@ -105,6 +110,7 @@ class LoadOptions:
     batch_size: int = 20_000
     max_initial_rejects: int = 20
     max_consecutive_rejects: int = 1000
+    helpers: int | None = 0
 
 
 class Source:
@@ -119,6 +125,10 @@ class Source:
         self.options = options
         self.warnings: list[str] = []
         self.stopped = False
+        # records of its format the loader has read, counted when read rather than when
+        # yielded: a loader that holds records back (auditd's assembly window) counts them
+        # here, so that the runner's reject limits know good records came between rejects
+        self.accepted = 0
         self.read_error: str | None = None
         self._progress = progress
 

@@ -13,7 +13,7 @@ import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
@@ -216,6 +216,8 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
          jobs: int, options: LoadOptions, progress: Progress, report: IngestReport,
          staging: Path) -> None:
     hashes = _Hashes(store, defer=jobs == 1)
+    if jobs > 1:  # the cores are taken by the files parsed in parallel
+        options = replace(options, helpers=0)
     pending: deque[Future[_Staged] | _Staged] = deque()
     pool = (ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init)
             if jobs > 1 else None)

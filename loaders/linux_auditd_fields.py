@@ -55,6 +55,8 @@ class Record:
         line: line number in the file.
         text: the line as read.
         warning: set when the line's bytes were not valid UTF-8 (replaced).
+        body: the unsplit text after the stamp, for a record read by :class:`LightParser`
+            (its fields are split later, in another process); else None.
     """
 
     node: str | None
@@ -67,6 +69,7 @@ class Record:
     line: int
     text: str
     warning: str | None = None
+    body: str | None = None
 
 
 def parse_record(text: str, line: int) -> Record | None:
@@ -108,6 +111,41 @@ def stampless_record(text: str, line: int, sec: str, frac: str, serial: str) -> 
     return make_record(node, kind, sec, frac, serial, text[m.end():], line, text)
 
 
+_UNSPLIT: dict[str, str] = {}  # the fields of a LightParser record (never filled in)
+
+
+class LightParser:
+    """Records with their bodies left unsplit (``fields`` empty, ``body`` set): enough to
+    assemble events, whose fields are then split where they are mapped
+    (:mod:`loaders.linux_auditd_offload`). Same interface as :class:`RecordParser`."""
+
+    def __call__(self, text: str, line: int) -> Record | None:
+        """The record of a line; None if it has no audit header."""
+        m = _HEADER.match(text)
+        if m is None:
+            return None
+        node, kind, sec, frac, serial = m.groups()
+        return Record(node, kind, sec, frac, serial, _UNSPLIT, _UNSPLIT, line, text, None,
+                      text[m.end():])
+
+    @staticmethod
+    def parts(node: str | None, kind: str, sec: str, frac: str, serial: str, body: str,
+              line: int, text: str) -> Record:
+        """The record of a line whose header is already split."""
+        return Record(node, kind, sec, frac, serial, _UNSPLIT, _UNSPLIT, line, text, None,
+                      body)
+
+    @staticmethod
+    def stampless(text: str, line: int, sec: str, frac: str, serial: str) -> Record | None:
+        """As :func:`stampless_record`."""
+        m = _STAMPLESS.match(text)
+        if m is None:
+            return None
+        node, kind = m.groups()
+        return Record(node, kind, sec, frac, serial, _UNSPLIT, _UNSPLIT, line, text, None,
+                      text[m.end():])
+
+
 # record types whose bodies repeat verbatim in real logs (the same binary, directory,
 # command line): their fields are split once per distinct body
 _CACHED_TYPES = frozenset({"PATH", "CWD", "PROCTITLE", "EXECVE", "SOCKADDR", "EOE"})
@@ -137,6 +175,11 @@ class RecordParser:
             return None
         node, kind, sec, frac, serial = m.groups()
         return self.parts(node, kind, sec, frac, serial, text[m.end():], line, text)
+
+    @staticmethod
+    def stampless(text: str, line: int, sec: str, frac: str, serial: str) -> Record | None:
+        """Same as :func:`stampless_record`."""
+        return stampless_record(text, line, sec, frac, serial)
 
     def parts(self, node: str | None, kind: str, sec: str, frac: str, serial: str,
               body: str, line: int, text: str) -> Record:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from loaders.base import Reject
 from loaders.linux_auditd_categories import categorize
 from loaders.linux_auditd_events import Event, assemble_argv, path_items, path_target, to_json
 from loaders.linux_auditd_fields import (
@@ -265,6 +266,13 @@ def map_event(ev: Event) -> tuple[Any, ...]:
         ev.first_line, "\n".join(ev.lines), ev.native_id(),
         "; ".join(warnings) if warnings else None,
     )
+
+
+def map_failure(ev: Event, exc: Exception) -> Reject:
+    """The reject of an event :func:`map_event` could not map (one bad event must not stop
+    the file)."""
+    return Reject(ev.first_line, f"cannot map audit event: {type(exc).__name__}: {exc}",
+                  "\n".join(ev.lines))
 
 
 def _outcome(primary: dict[str, str], merged: dict[str, str]) -> str:

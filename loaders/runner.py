@@ -156,6 +156,7 @@ class FileRun:
         rejects: list[dict[str, Any]] = []
         consecutive = 0
         self._parsed = 0
+        accepted = 0  # src.accepted at the last reject
         name = self.loader.name
         items = self.loader.parse(self.src)
         while True:
@@ -199,6 +200,9 @@ class FileRun:
                     yield from self._flush(rows, rejects)
                     rows = _Columns()
             elif isinstance(item, Reject):
+                if self.src.accepted != accepted:  # good records came in between
+                    accepted = self.src.accepted
+                    consecutive = 0
                 consecutive += 1
                 self.counts.rejected += 1
                 rejects.append(self._reject_row(item))
@@ -236,7 +240,8 @@ class FileRun:
 
     def _too_many_rejects(self, consecutive: int, item: Reject) -> bool:
         opts = self.options
-        if self._parsed == 0 and consecutive >= opts.max_initial_rejects:
+        if self._parsed == 0 and self.src.accepted == 0 \
+                and consecutive >= opts.max_initial_rejects:
             self.status = "failed"
             self.error = (
                 f"the first {consecutive} records were all rejected, so this is probably not "

@@ -1,0 +1,115 @@
+"""auditd on two cores: events are assembled here and mapped in a helper process.
+
+Assembling records into events is inherently sequential (records of one event arrive out
+of order, late fragments are told apart by what came before), but it is the cheap part:
+about a third of the loader's time. Splitting the record bodies into fields and mapping
+each event to a row is the costly part, and it depends on nothing but the event. So for a
+large file the reading process assembles events from records whose bodies are left unsplit
+(:class:`~loaders.linux_auditd_fields.LightParser`), packs them into a :class:`Chunk`, and
+:func:`map_chunk` — the same code as the one-process path: ``RecordParser`` and
+``map_event`` — turns each chunk into the items the loader would have yielded, in the same
+order, in a helper process (:class:`loaders.offload.Ahead`). The rows are those of the
+one-process path, value for value and in the same order
+(``tests/test_linux_auditd_offload.py``).
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Any
+
+from loaders.base import Item, ParsedTable
+from loaders.linux_auditd_events import Event, Key
+from loaders.linux_auditd_fields import RecordParser
+from loaders.linux_auditd_map import map_event, map_failure
+from loaders.linux_auditd_table import RowBatch
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Assembled events, flattened into lists that pickle fast.
+
+    Attributes:
+        keys, first_lines, fragments, borrowed: per event, as in
+            :class:`~loaders.linux_auditd_events.Event`.
+        raws: per event, its lines joined (the ``raw`` column).
+        counts: per event, how many records it has.
+        types, bodies: per record, in event order: type and unsplit body.
+        warnings: record index → its line's warning (rare: undecodable bytes).
+    """
+
+    keys: list[Key] = field(default_factory=list)
+    first_lines: list[int] = field(default_factory=list)
+    fragments: list[int] = field(default_factory=list)
+    borrowed: list[int] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    bodies: list[str] = field(default_factory=list)
+    warnings: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, ev: Event) -> None:
+        """Append one event assembled from :class:`LightParser` records."""
+        self.keys.append(ev.key)
+        self.first_lines.append(ev.first_line)
+        self.fragments.append(ev.fragment)
+        self.borrowed.append(ev.borrowed)
+        self.raws.append("\n".join(ev.lines))
+        recs = ev.records
+        self.counts.append(len(recs))
+        for rec in recs:
+            if rec.warning is not None:
+                self.warnings[len(self.types)] = rec.warning
+            self.types.append(rec.type)
+            self.bodies.append(rec.body or "")
+
+
+# one parser per process: repeated auxiliary bodies are split once across chunks
+_PARSER = RecordParser()
+
+
+def map_chunk(chunk: Chunk) -> list[Item]:
+    """The items of a chunk's events: tables of rows, and a reject for an event that cannot
+    be mapped (the rows before it come first), as ``_Run.emit`` gives them."""
+    enabled = gc.isenabled()
+    gc.disable()  # short-lived objects, no cycles (see linux_auditd._gc_paused)
+    try:
+        return _map(chunk)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _map(chunk: Chunk) -> list[Item]:
+    parts = _PARSER.parts
+    types, bodies, warnings = chunk.types, chunk.bodies, chunk.warnings
+    batch = RowBatch()
+    rows: list[tuple[Any, ...]] = batch.rows
+    items: list[Item] = []
+    start = 0
+    for e, key in enumerate(chunk.keys):
+        node, sec, frac, serial = key
+        end = start + chunk.counts[e]
+        recs = [parts(node, types[r], sec, frac, serial, bodies[r], 0, "")
+                for r in range(start, end)]
+        if warnings:
+            for r in range(start, end):
+                if r in warnings:
+                    recs[r - start].warning = warnings[r]
+        start = end
+        ev = Event(key, recs, [chunk.raws[e]], chunk.first_lines[e], 0, chunk.fragments[e],
+                   chunk.borrowed[e])
+        try:
+            rows.append(map_event(ev))
+        except Exception as exc:  # one bad event must not stop the file
+            if rows:
+                items.append(ParsedTable(batch.take()))
+                rows = batch.rows
+            items.append(map_failure(ev, exc))
+    if rows:
+        items.append(ParsedTable(batch.take()))
+    return items

@@ -1,0 +1,125 @@
+"""linux_auditd with helper processes gives exactly what one process gives.
+
+Large files are assembled in the reading process and mapped in helpers
+(:mod:`loaders.linux_auditd_offload`, :class:`loaders.offload.Ahead`). Here the size
+threshold is lifted and chunks are made tiny, so every fixture and hostile variant crosses
+many chunk boundaries, rejects fall between chunks, and the runner's stop rules fire with
+chunks in flight; tables, rejects and counts must equal those of the one-process run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import loaders.offload as offload
+from loaders import linux_auditd
+from loaders.base import LoadOptions
+from loaders.offload import Ahead, helpers_for
+from tests.test_linux_auditd_fast import ALL, _table, _variants
+
+
+def _same(path: Path, options: LoadOptions, monkeypatch: pytest.MonkeyPatch,
+          chunk: int = 3) -> None:
+    one = _table(path, options)
+    with monkeypatch.context() as m:
+        m.setattr(linux_auditd, "OFFLOAD_BYTES", 0)
+        m.setattr(linux_auditd, "CHUNK_EVENTS", chunk)
+        m.setattr(linux_auditd, "AHEAD_CHUNKS", 2)
+        both = _table(path, replace(options, helpers=2))
+    assert both[2] == one[2]
+    for got, want in zip(both[:2], one[:2], strict=True):
+        assert (got is None and want is None) or (got is not None and want is not None
+                                                  and got.equals(want))
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_helpers_give_the_tables_of_one_process(path: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, data in _variants(path):
+        variant = tmp_path / f"{name}.log"
+        variant.write_bytes(data)
+        for options in (LoadOptions(), LoadOptions(batch_size=2, max_initial_rejects=3)):
+            _same(variant, options, monkeypatch)
+
+
+def test_helpers_on_a_file_the_runner_stops(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # good events, then a run of bad lines long enough to stop the file, then more events:
+    # the stop must land on the same item with chunks in flight
+    good = [f"type=USER_LOGIN msg=audit(1700000000.{n % 1000:03d}:{n}): pid={n} uid=0 "
+            f"auid=1000 ses=2 msg='op=login acct=\"alice\" exe=\"/usr/sbin/sshd\" "
+            f"hostname=? addr=10.0.0.{n % 250} terminal=ssh res=success'" for n in range(400)]
+    lines = good[:250] + ["garbage line"] * 30 + good[250:]
+    path = tmp_path / "audit.log"
+    path.write_text("\n".join(lines) + "\n")
+    options = LoadOptions(max_consecutive_rejects=25)
+    # read, loaded, rejected, duplicate, status: the 250 events held in the assembly window
+    # are kept, and count as good records before the rejects (not "no record recognized")
+    assert _table(path, options)[2][:5] == (275, 250, 25, 0, "stopped")
+    _same(path, options, monkeypatch, chunk=7)
+
+
+def test_held_back_records_break_a_run_of_rejects(tmp_path: Path) -> None:
+    # one-record events are held in the assembly window, so no event is yielded between
+    # these bad lines; the records between them still break the run of rejects
+    lines = []
+    for n in range(60):
+        lines += [f"type=USER_START msg=audit(1700000000.000:{n}): pid=1 uid=0 auid=0 ses=1 "
+                  "msg='op=PAM:session_open acct=\"root\" exe=\"/bin/su\" res=success'",
+                  "bad line"]
+    path = tmp_path / "audit.log"
+    path.write_text("\n".join(lines) + "\n")
+    got = _table(path, LoadOptions(max_consecutive_rejects=2))
+    assert got[2] == (120, 60, 60, 0, "ok", None)
+
+
+def test_helpers_on_a_generated_log_with_moved_records(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    rnd = random.Random(7)
+    lines = []
+    for n in range(2000):
+        stamp = f"msg=audit(1700000000.{n % 1000:03d}:{n})"
+        lines += [f"type=SYSCALL {stamp}: arch=c000003e syscall=59 success=yes exit=0 items=1 "
+                  f"ppid=1 pid={n} auid=1000 uid=0 euid=0 tty=pts0 ses=3 comm=\"ls\" "
+                  f"exe=\"/bin/ls\" key=\"k\"",
+                  f"type=EXECVE {stamp}: argc=2 a0=\"ls\" a1=\"-{n % 7}\"",
+                  f"type=PATH {stamp}: item=0 name=\"/bin/ls\" inode=1 mode=0100755"
+                  + ("\x1dOUID=\"root\"" if n % 3 == 0 else ""),
+                  f"type=EOE {stamp}:"]
+    for _ in range(300):
+        i = rnd.randrange(len(lines))
+        lines.insert(min(len(lines), i + rnd.choice([2, 40, 1500])), lines.pop(i))
+    lines.insert(5000, "type=UNKNOWN[1329] msg=?")
+    path = tmp_path / "audit.log"
+    path.write_text("\n".join(lines) + "\n")
+    _same(path, LoadOptions(), monkeypatch, chunk=50)
+
+
+def _double_or_die(chunk: tuple[int, int]) -> int:
+    main, n = chunk
+    if n == 3 and os.getpid() != main:
+        os._exit(1)  # the helper dies (as if killed) on this chunk
+    return 2 * n
+
+
+def test_a_dead_helper_costs_no_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offload, "_FAILED", False)
+    ahead: Ahead[tuple[int, int], int] = Ahead(_double_or_die, 1, ahead=2)
+    got = []
+    for n in range(8):
+        got += ahead.put((os.getpid(), n))
+    got += ahead.drain()
+    assert got == [0, 2, 4, 6, 8, 10, 12, 14]
+    # the rest of the run (and the next files) are computed here, not retried
+    assert offload._FAILED and helpers_for(None) == 0 and helpers_for(2) == 0
+
+
+def test_helpers_default() -> None:
+    assert LoadOptions().helpers == 0  # library calls start no process unless asked
+    assert helpers_for(0) == 0 and helpers_for(3) == 3
+    assert helpers_for(None) == (2 if (os.cpu_count() or 1) >= 2 else 0)
