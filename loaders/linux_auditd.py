@@ -149,6 +149,7 @@ class _Run:
         # stamp (node, seconds, fraction, serial) and line of the last record read, and
         # how many stampless records took their time from each stamp
         self.last: tuple[Key, int] | None = None
+        self.warned = False  # some record has a warning (line read alone, stampless)
         self.borrowed: dict[Key, int] = {}
 
     def block(self, block: Block, src: Source) -> Iterator[Item]:
@@ -194,6 +195,7 @@ class _Run:
         if line.warning:
             rec.warning = f"line {line.number}: {line.warning}"
             rec.text = line.raw or text
+            self.warned = True
         self.last = (rec.node, rec.sec, rec.frac, rec.serial), line.number
         return self.emit(self.assembler.add(rec))
 
@@ -214,6 +216,7 @@ class _Run:
             warnings.append(f"line {line.number}: {line.warning}")
             rec.text = line.raw or text
         rec.warning = "; ".join(warnings)
+        self.warned = True
         if len(self.borrowed) > _BORROWED_KEYS:
             self.borrowed.clear()
         count = self.borrowed[key] = self.borrowed.get(key, 0) + 1
@@ -270,13 +273,14 @@ class _OffloadRun(_Run):
 
     def emit(self, events: Sequence[Event]) -> list[Item]:
         add = self.chunk.add
+        warned = self.warned
         for ev in events:
-            add(ev)
+            add(ev, warned)
         return self._send() if len(self.chunk) >= self.chunk_size else []
 
     def finish(self) -> list[Item]:
         for ev in self.assembler.flush():
-            self.chunk.add(ev)
+            self.chunk.add(ev, self.warned)
         return self.flush()
 
     def flush(self) -> list[Item]:

@@ -52,8 +52,14 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def add(self, ev: Event) -> None:
-        """Append one event assembled from :class:`LightParser` records."""
+    def add(self, ev: Event, warned: bool) -> None:
+        """Append one event assembled from :class:`LightParser` records.
+
+        Args:
+            ev: the event.
+            warned: whether any record read so far has a warning (rare: only lines read
+                alone can); if not, the records are not looked at one by one.
+        """
         self.keys.append(ev.key)
         self.first_lines.append(ev.first_line)
         self.fragments.append(ev.fragment)
@@ -61,11 +67,12 @@ class Chunk:
         self.raws.append("\n".join(ev.lines))
         recs = ev.records
         self.counts.append(len(recs))
-        for rec in recs:
-            if rec.warning is not None:
-                self.warnings[len(self.types)] = rec.warning
-            self.types.append(rec.type)
-            self.bodies.append(rec.body or "")
+        if warned:
+            for i, rec in enumerate(recs, len(self.types)):
+                if rec.warning is not None:
+                    self.warnings[i] = rec.warning
+        self.types += [rec.type for rec in recs]
+        self.bodies += [rec.body for rec in recs]  # type: ignore[misc]  # set: LightParser
 
 
 # one parser per process: repeated auxiliary bodies are split once across chunks
