@@ -32,7 +32,7 @@ SUITES: dict[str, tuple[str, int]] = {
     "k8s_container": ("bench_k8s_container", 1_000_000),
     "linux_auditd": ("bench_linux_auditd", 190_000),
     "selectel_audit": ("bench_selectel_audit", 95_000),
-    "windows_events": ("bench_windows_events", 30_000),
+    "windows_events": ("bench_windows_events", 180_000),  # one ~295 MB EVTX file
     "small_files": ("bench_small_files", 200),  # files, not events
 }
 

@@ -55,8 +55,10 @@ class Record:
         line: line number in the file.
         text: the line as read.
         warning: set when the line's bytes were not valid UTF-8 (replaced).
-        body: the unsplit text after the stamp, for a record read by :class:`LightParser`
-            (its fields are split later, in another process); else None.
+        body_at: for a record read by :class:`LightParser` (its fields are split later, in
+            another process): where its body starts in ``text``.
+        body: the body itself, kept by :class:`LightParser` for a line read alone (whose
+            ``text`` may be replaced by the raw line when it has a warning).
     """
 
     node: str | None
@@ -69,6 +71,7 @@ class Record:
     line: int
     text: str
     warning: str | None = None
+    body_at: int = 0
     body: str | None = None
 
 
@@ -115,8 +118,8 @@ _UNSPLIT: dict[str, str] = {}  # the fields of a LightParser record (never fille
 
 
 class LightParser:
-    """Records with their bodies left unsplit (``fields`` empty, ``body`` set): enough to
-    assemble events, whose fields are then split where they are mapped
+    """Records with their bodies left unsplit (``fields`` empty, ``body_at`` set): enough
+    to assemble events, whose fields are then split where they are mapped
     (:mod:`loaders.linux_auditd_offload`). Same interface as :class:`RecordParser`."""
 
     def __call__(self, text: str, line: int) -> Record | None:
@@ -126,14 +129,14 @@ class LightParser:
             return None
         node, kind, sec, frac, serial = m.groups()
         return Record(node, kind, sec, frac, serial, _UNSPLIT, _UNSPLIT, line, text, None,
-                      text[m.end():])
+                      m.end(), text[m.end():])
 
     @staticmethod
     def parts(node: str | None, kind: str, sec: str, frac: str, serial: str, body: str,
               line: int, text: str) -> Record:
-        """The record of a line whose header is already split."""
+        """The record of a line whose header is already split (``body`` ends ``text``)."""
         return Record(node, kind, sec, frac, serial, _UNSPLIT, _UNSPLIT, line, text, None,
-                      body)
+                      len(text) - len(body))
 
     @staticmethod
     def stampless(text: str, line: int, sec: str, frac: str, serial: str) -> Record | None:
@@ -143,7 +146,7 @@ class LightParser:
             return None
         node, kind = m.groups()
         return Record(node, kind, sec, frac, serial, _UNSPLIT, _UNSPLIT, line, text, None,
-                      text[m.end():])
+                      m.end(), text[m.end():])
 
 
 # record types whose bodies repeat verbatim in real logs (the same binary, directory,

@@ -30,13 +30,19 @@ from loaders.linux_auditd_table import RowBatch
 class Chunk:
     """Assembled events, flattened into lists that pickle fast.
 
+    An event's records are the first lines of its raw text (an EOE record, which is not one
+    of them, closes its event, so it can only be the last line); a record's body is its
+    line from ``body_at`` on, except where ``bodies`` says otherwise (a line read alone with
+    a warning, whose raw text is not the text its fields were read from).
+
     Attributes:
         keys, first_lines, fragments, borrowed: per event, as in
             :class:`~loaders.linux_auditd_events.Event`.
         raws: per event, its lines joined (the ``raw`` column).
         counts: per event, how many records it has.
-        types, bodies: per record, in event order: type and unsplit body.
-        warnings: record index → its line's warning (rare: undecodable bytes).
+        types, body_at: per record, in event order.
+        bodies: record index → its body, where not at ``body_at`` in its line.
+        warnings: record index → its line's warning (rare: lines read alone).
     """
 
     keys: list[Key] = field(default_factory=list)
@@ -46,7 +52,8 @@ class Chunk:
     raws: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
-    bodies: list[str] = field(default_factory=list)
+    body_at: list[int] = field(default_factory=list)
+    bodies: dict[int, str] = field(default_factory=dict)
     warnings: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -71,8 +78,10 @@ class Chunk:
             for i, rec in enumerate(recs, len(self.types)):
                 if rec.warning is not None:
                     self.warnings[i] = rec.warning
+                    if rec.body is not None:
+                        self.bodies[i] = rec.body
         self.types += [rec.type for rec in recs]
-        self.bodies += [rec.body for rec in recs]  # type: ignore[misc]  # set: LightParser
+        self.body_at += [rec.body_at for rec in recs]
 
 
 # one parser per process: repeated auxiliary bodies are split once across chunks
@@ -93,7 +102,7 @@ def map_chunk(chunk: Chunk) -> list[Item]:
 
 def _map(chunk: Chunk) -> list[Item]:
     parts = _PARSER.parts
-    types, bodies, warnings = chunk.types, chunk.bodies, chunk.warnings
+    types, body_at, warnings = chunk.types, chunk.body_at, chunk.warnings
     batch = RowBatch()
     rows: list[tuple[Any, ...]] = batch.rows
     items: list[Item] = []
@@ -101,11 +110,15 @@ def _map(chunk: Chunk) -> list[Item]:
     for e, key in enumerate(chunk.keys):
         node, sec, frac, serial = key
         end = start + chunk.counts[e]
-        recs = [parts(node, types[r], sec, frac, serial, bodies[r], 0, "")
+        lines = chunk.raws[e].split("\n")
+        recs = [parts(node, types[r], sec, frac, serial, lines[r - start][body_at[r]:], 0, "")
                 for r in range(start, end)]
         if warnings:
             for r in range(start, end):
                 if r in warnings:
+                    if r in chunk.bodies:
+                        recs[r - start] = parts(node, types[r], sec, frac, serial,
+                                                chunk.bodies[r], 0, "")
                     recs[r - start].warning = warnings[r]
         start = end
         ev = Event(key, recs, [chunk.raws[e]], chunk.first_lines[e], 0, chunk.fragments[e],
