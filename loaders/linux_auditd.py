@@ -46,7 +46,8 @@ from loaders.schema import Column
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BORROWED_KEYS = 10_000  # stamps remembered for numbering stampless records
 OFFLOAD_BYTES = 16 << 20  # files this large are mapped in helper processes
-CHUNK_EVENTS = 8192  # events handed to the helper at once
+CHUNK_EVENTS = 8192  # events handed to the helpers at once ...
+CHUNK_CHARS = 8 << 20  # ... or fewer if their text is this long (huge EXECVE records)
 AHEAD_CHUNKS = 4  # chunks in flight (memory: a few MB each)
 _SNIFF = re.compile(rb"(?m)^(?:node=\S+ )?type=[A-Z_0-9\[\]]+ msg=audit\(\d+\.\d+:\d+\)")
 
@@ -276,7 +277,9 @@ class _OffloadRun(_Run):
         warned = self.warned
         for ev in events:
             add(ev, warned)
-        return self._send() if len(self.chunk) >= self.chunk_size else []
+        chunk = self.chunk
+        full = len(chunk) >= self.chunk_size or chunk.chars >= CHUNK_CHARS
+        return self._send() if full else []
 
     def finish(self) -> list[Item]:
         for ev in self.assembler.flush():

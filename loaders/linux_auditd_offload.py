@@ -55,6 +55,7 @@ class Chunk:
     body_at: list[int] = field(default_factory=list)
     bodies: dict[int, str] = field(default_factory=dict)
     warnings: dict[int, str] = field(default_factory=dict)
+    chars: int = 0  # of the raw texts: a chunk is bounded in size, not only in events
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -71,7 +72,9 @@ class Chunk:
         self.first_lines.append(ev.first_line)
         self.fragments.append(ev.fragment)
         self.borrowed.append(ev.borrowed)
-        self.raws.append("\n".join(ev.lines))
+        raw = "\n".join(ev.lines)
+        self.raws.append(raw)
+        self.chars += len(raw)
         recs = ev.records
         self.counts.append(len(recs))
         if warned:

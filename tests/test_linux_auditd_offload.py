@@ -24,11 +24,12 @@ from tests.test_linux_auditd_fast import ALL, _table, _variants
 
 
 def _same(path: Path, options: LoadOptions, monkeypatch: pytest.MonkeyPatch,
-          chunk: int = 3) -> None:
+          chunk: int = 3, chars: int = 1 << 20) -> None:
     one = _table(path, options)
     with monkeypatch.context() as m:
         m.setattr(linux_auditd, "OFFLOAD_BYTES", 0)
         m.setattr(linux_auditd, "CHUNK_EVENTS", chunk)
+        m.setattr(linux_auditd, "CHUNK_CHARS", chars)
         m.setattr(linux_auditd, "AHEAD_CHUNKS", 2)
         both = _table(path, replace(options, helpers=2))
     assert both[2] == one[2]
@@ -98,6 +99,7 @@ def test_helpers_on_a_generated_log_with_moved_records(tmp_path: Path,
     path = tmp_path / "audit.log"
     path.write_text("\n".join(lines) + "\n")
     _same(path, LoadOptions(), monkeypatch, chunk=50)
+    _same(path, LoadOptions(), monkeypatch, chunk=100_000, chars=5_000)  # bounded by text
 
 
 def _double_or_die(chunk: tuple[int, int]) -> int:
