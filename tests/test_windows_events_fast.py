@@ -196,3 +196,48 @@ def test_system_pattern_captures_what_json_loads_reads() -> None:
         got = dict(zip(SYSTEM_FIELDS, row, strict=True))
         got["event_id"], got["record_id"] = int(got["event_id"]), int(got["record_id"])
         assert tuple(got.values()) == want
+
+
+def test_fast_path_equals_per_record_path_on_a_benchmark_clone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cloned file of the EVTX benchmark (renumbered records) maps alike both ways."""
+    from benchmarks.gen.evtx_clone import clone
+
+    path = tmp_path / "clone.evtx"
+    clone(SYSMON, 2, path)
+    result = _same(path, monkeypatch)
+    assert len(result.events) == 716
+    assert result.events["win_record_id"].tolist() == list(range(1, 717))
+
+
+@pytest.mark.parametrize("pattern", ["G" * 150 + "E" * 30 + "G" * 300,
+                                     "G" * 200 + "E" * 6 + "B" * 6 + "G" * 200,
+                                     "G" * 200 + "E" * 12, "E" * 25 + "G" * 300])
+def test_fast_path_equals_per_record_path_when_the_run_stops(
+        pattern: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Damaged records (E) and unreadable ones (B) among good ones (G), with reject limits
+    that stop the run, in batches of 50: the same items, status and warnings both ways."""
+    good = [r for r in iter_evtx(str(SYSMON), [], parse=False) if r.error is None]
+
+    def records(target: Any, warnings: list[str], parse: bool = True) -> Iterator[EvtxRecord]:
+        for i, kind in enumerate(pattern, 1):
+            if kind == "E":
+                yield EvtxRecord(i, error=f"damaged EVTX data: {i}")
+            else:
+                text = good[i % len(good)].text if kind == "G" else "{bad json"
+                yield EvtxRecord(i, text, None, None)
+        warnings.append("chunks without a header")
+
+    monkeypatch.setattr(we, "iter_evtx", records)
+    options = loaders.LoadOptions(batch_size=50, max_consecutive_rejects=10)
+    monkeypatch.setattr(we, "MIN_ROWS", 1)
+    fast = loaders.load(SYSMON, options=options)
+    monkeypatch.setattr(we, "MIN_ROWS", 10**9)
+    slow = loaders.load(SYSMON, options=options)
+    assert fast.status == slow.status == "stopped"
+    assert (fast.counts, fast.warnings) == (slow.counts, slow.warnings)
+    cols = [c for c in slow.events.columns if c != "ingest_id"]
+    pd.testing.assert_frame_equal(fast.events[cols].reset_index(drop=True),
+                                  slow.events[cols].reset_index(drop=True))
+    rj = ["source_line", "reason"]
+    assert fast.rejects[rj].to_dict("records") == slow.rejects[rj].to_dict("records")
