@@ -22,16 +22,14 @@ of the line-by-line one (``tests/test_linux_auditd_fast.py``).
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
-from loaders.base import Item, Loader, Parsed, ParsedTable, Reject, Source
+from loaders.base import Item, Loader, Parsed, ParsedTable, Reject, Source, gc_paused
 from loaders.inputs import Line
 from loaders.linux_auditd_categories import CATEGORIES as CATEGORIES  # re-exported
 from loaders.linux_auditd_events import Assembler, Event, Key
@@ -158,7 +156,7 @@ class _Run:
         src.accepted += len(block.lines)  # every line of a block is a record
         start = 0
         while start < len(block.lines):
-            with _gc_paused():
+            with gc_paused():
                 start, items = self._records(block, start)
             yield from items
             if src.stopped:
@@ -305,24 +303,6 @@ def _large(src: Source) -> bool:
     with open(src.file.path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     return src.file.size * (8 if gz else 1) >= OFFLOAD_BYTES
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while one block is read (never across a yield).
-
-    The records and events of a block are short-lived and hold no reference cycles, but the
-    collector, run every few hundred allocations, would promote the ones still open in the
-    assembly window to the oldest generation and so trigger full collections: about 15% of
-    the loader's time. Paused, it sees only what outlives a block.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _why_not(text: str) -> str:

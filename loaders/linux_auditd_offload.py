@@ -15,11 +15,10 @@ one-process path, value for value and in the same order
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from typing import Any
 
-from loaders.base import Item, ParsedTable
+from loaders.base import Item, ParsedTable, gc_paused
 from loaders.linux_auditd_events import Event, Key
 from loaders.linux_auditd_fields import RecordParser
 from loaders.linux_auditd_map import map_event, map_failure
@@ -94,13 +93,8 @@ _PARSER = RecordParser()
 def map_chunk(chunk: Chunk) -> list[Item]:
     """The items of a chunk's events: tables of rows, and a reject for an event that cannot
     be mapped (the rows before it come first), as ``_Run.emit`` gives them."""
-    enabled = gc.isenabled()
-    gc.disable()  # short-lived objects, no cycles (see linux_auditd._gc_paused)
-    try:
+    with gc_paused():
         return _map(chunk)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _map(chunk: Chunk) -> list[Item]:

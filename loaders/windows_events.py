@@ -23,17 +23,15 @@ numbers restart when a log is cleared, so the number alone would collide.
 
 from __future__ import annotations
 
-import gc
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 
-from loaders.base import Item, JsonLoader, Parsed, ParsedTable, Reject, Source
+from loaders.base import Item, JsonLoader, Parsed, ParsedTable, Reject, Source, gc_paused
 from loaders.inputs import iter_text_chunks, text_head
 from loaders.jsonreader import JsonRecord
 from loaders.timeutil import TimeError
@@ -53,20 +51,6 @@ _XML_EVENT = re.compile(r"<Event[\s>]")
 _JSON_ID = re.compile(r'"(?:EventID|EventId|eventid)"\s*:')
 _JSON_HOST_OR_CHANNEL = re.compile(
     r'"(?:Channel|Computer|Hostname|SourceName|EventLog|ProviderName|Provider)"\s*:')
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch of EVTX records is read and mapped
-    (never across a yield): its short-lived records, dicts and tuples hold no cycles, but
-    they trigger collections that walk every object alive (~5% of the parse time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _evtx_collect(records: Iterator[EvtxRecord], src: Source
@@ -191,7 +175,7 @@ class WindowsEventsLoader(JsonLoader):
         # and tuples hold no cycles), never across a yield.
         records = iter_evtx(target, src.warnings, parse=False)
         while True:
-            with _gc_paused():
+            with gc_paused():
                 batch, end = _evtx_collect(records, src)
                 mapped = (map_batch([r.text for r in batch], [r.index for r in batch])
                           if end is not _STOP and len(batch) >= MIN_ROWS else None)
