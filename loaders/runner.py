@@ -45,14 +45,19 @@ def table_uids(source: str, raw: pa.ChunkedArray, native_id: pa.ChunkedArray | N
         return pa.array([make_uid(source, i, r) for i, r in
                          zip(ids, raw.to_pylist(), strict=True)], pa.string())
     empty = pa.scalar(b"", pa.binary())
-    keys = pc.binary_join_element_wise(
-        pa.scalar(f"{source}\x1fraw\x1f".encode(), pa.binary()), raw.cast(pa.binary()), empty)
-    if native_id is not None:
-        by_id = pc.binary_join_element_wise(
-            pa.scalar(f"{source}\x1fid\x1f".encode(), pa.binary()),
-            native_id.cast(pa.binary()), empty)
+
+    def joined(kind: str, values: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.binary_join_element_wise(
+            pa.scalar(f"{source}\x1f{kind}\x1f".encode(), pa.binary()),
+            values.cast(pa.binary()), empty)
+
+    if native_id is None:
+        keys = joined("raw", raw)
+    else:
+        keys = joined("id", native_id)
         has_id = pc.fill_null(pc.greater(pc.binary_length(native_id), 0), False)
-        keys = pc.if_else(has_id, by_id, keys)
+        if not pc.all(has_id).as_py():  # the raw text of every row is joined only if needed
+            keys = pc.if_else(has_id, keys, joined("raw", raw))
     sha = hashlib.sha256
     digest = b"".join([sha(k).digest()[:16] for k in keys.to_pylist()])
     offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)

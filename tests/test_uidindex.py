@@ -86,6 +86,9 @@ def test_table_uids_equal_make_uid_row_by_row() -> None:
     assert table_uids("src", raw, nid).to_pylist() == expected
     assert table_uids("src", raw, None).to_pylist() == [make_uid("src", None, r)
                                                         for r in raw.to_pylist()]
+    every = pa.chunked_array([pa.array(["i1", "i2", "i3", "i4", "i5", "i6"])])  # no raw keys
+    assert table_uids("src", raw, every).to_pylist() == [
+        make_uid("src", i, r) for i, r in zip(every.to_pylist(), raw.to_pylist(), strict=True)]
     with_null = pa.chunked_array([pa.array(["a", None])])  # the per-row fallback
     assert table_uids("src", with_null, None).to_pylist() == [
         make_uid("src", None, "a"), make_uid("src", None, None)]  # type: ignore[arg-type]
