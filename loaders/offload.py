@@ -12,9 +12,10 @@ this process gives the same result. That is what makes the fallback safe: when t
 dies (killed, out of memory) or a chunk cannot be pickled, the chunk is computed here, and
 the rest of the file goes on in this process.
 
-The pool is created once per process, on first use (a spawned process: forking a process
-that runs Arrow threads is unsafe), and its imports are paid once, whatever the number of
-files. :func:`helpers_for` says how many helpers a file may use.
+The pool is created once per process, on first use, and its imports are paid once,
+whatever the number of files (helpers are forked from a fork server that imported the work's
+module; forking this process, which runs Arrow threads, would be unsafe).
+:func:`helpers_for` says how many helpers a file may use.
 """
 
 from __future__ import annotations
@@ -47,11 +48,16 @@ def helpers_for(requested: int | None) -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _pool(workers: int, module: str) -> ProcessPoolExecutor:
+    """The pool of ``workers`` helpers. They are forked from a fork server, a fresh
+    single-threaded process (never this one, which runs Arrow threads) that imports
+    ``module`` once: each helper then starts in milliseconds instead of paying its own
+    imports (about 0.6 s of CPU each; 4% of an auditd ingest on two cores)."""
     pool = _POOLS.get(workers)
     if pool is None:
-        pool = _POOLS[workers] = ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"))
+        ctx = get_context("forkserver")
+        ctx.set_forkserver_preload([module])
+        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx)
     return pool
 
 
@@ -82,7 +88,7 @@ class Ahead(Generic[T, R]):
         self._pending: deque[tuple[T, Future[R] | None]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         if not _FAILED:
-            self._pool = _pool(max(1, workers))
+            self._pool = _pool(max(1, workers), fn.__module__)
             self._submit(_noop, None)  # start the helper now: its imports overlap our reading
 
     def put(self, chunk: T) -> list[R]:
