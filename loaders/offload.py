@@ -88,8 +88,11 @@ class Ahead(Generic[T, R]):
         self._pending: deque[tuple[T, Future[R] | None]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         if not _FAILED:
-            self._pool = _pool(max(1, workers), fn.__module__)
-            self._submit(_noop, None)  # start the helper now: its imports overlap our reading
+            try:
+                self._pool = _pool(max(1, workers), fn.__module__)
+            except Exception:  # no processes here (a sandbox, no /dev/shm): compute here
+                self._fail()
+            self._submit(_noop, None)  # start the helpers now: imports overlap our reading
 
     def put(self, chunk: T) -> list[R]:
         """Submit a chunk; the results that must be taken now to stay within ``ahead``

@@ -13,10 +13,12 @@ import os
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import loaders.offload as offload
+from analysis.cli import main
 from loaders import linux_auditd
 from loaders.base import LoadOptions
 from loaders.offload import Ahead, helpers_for
@@ -125,3 +127,37 @@ def test_helpers_default() -> None:
     assert LoadOptions().helpers == 0  # library calls start no process unless asked
     assert helpers_for(0) == 0 and helpers_for(3) == 3
     assert helpers_for(None) == (2 if (os.cpu_count() or 1) >= 2 else 0)
+
+
+def test_no_processes_means_no_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a machine where processes cannot be started: the chunks are computed here
+    monkeypatch.setattr(offload, "_FAILED", False)
+
+    def refuse(workers: int, module: str) -> None:
+        raise OSError("no process for you")
+
+    monkeypatch.setattr(offload, "_pool", refuse)
+    ahead: Ahead[tuple[int, int], int] = Ahead(_double_or_die, 2)
+    assert ahead.put((os.getpid(), 5)) == [10] and ahead.drain() == []
+    assert helpers_for(None) == 0
+
+
+def test_auditlens_ingest_maps_a_large_audit_log_in_helpers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    chunks: list[int] = []
+
+    class Counting(Ahead):  # type: ignore[type-arg]
+        def put(self, chunk: Any) -> list[Any]:
+            chunks.append(len(chunk))
+            return super().put(chunk)
+
+    monkeypatch.setattr(offload, "_FAILED", False)
+    monkeypatch.setattr(linux_auditd, "Ahead", Counting)
+    monkeypatch.setattr(linux_auditd, "OFFLOAD_BYTES", 0)  # as if the file were large
+    monkeypatch.setattr(linux_auditd, "CHUNK_EVENTS", 100)
+    src = next(p for p in ALL if p.name == "msticpy_auditd_log.txt")
+    assert main(["ingest", str(src), "--store", str(tmp_path / "s")]) == 0
+    # chunks of 100 events or a little more (events completed together go together)
+    assert sum(chunks) == 938 and len(chunks) > 2 and min(chunks[:-1]) >= 100
+    assert "938 read = 938 loaded + 0 rejected + 0 duplicate" in capsys.readouterr().out
