@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.gen.evtx_clone import clone, verify
@@ -87,19 +88,30 @@ def evtx_copies(scale: int) -> tuple[Path, int, int]:
     per_copy = sum(_records(p) for p in fixtures)
     k = max(1, scale // per_copy)
     out = WORK / f"windows_events-evtx-{k}"
-    if not out.exists():
-        tmp = out.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+
+    def fill(tmp: Path) -> None:
         for i in range(k):
             for p in fixtures:
                 data = bytearray(p.read_bytes())
                 tag = f"auditlens-bench-copy-{i:06d}".encode()
                 data[_PAD_OFFSET:_PAD_OFFSET + len(tag)] = tag
                 (tmp / f"{i:05d}-{p.name}").write_bytes(bytes(data))
-        tmp.rename(out)
+
+    _build_once(out, fill)
     size = sum(p.stat().st_size for p in out.glob("*.evtx"))
     return out, per_copy * k, size
+
+
+def _build_once(out: Path, fill: Callable[[Path], None]) -> None:
+    """Make the input directory ``out`` once: filled under a temporary name, then renamed,
+    so an interrupted run never leaves a half-written input behind."""
+    if out.exists():
+        return
+    tmp = out.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    fill(tmp)
+    tmp.rename(out)
 
 
 def evtx_large(scale: int) -> tuple[Path, int, int]:
@@ -108,13 +120,12 @@ def evtx_large(scale: int) -> tuple[Path, int, int]:
     per_copy = _records(CLONE_SOURCE)
     copies = max(1, scale // per_copy)
     out = WORK / f"windows_events-evtx-large-{copies}"
-    if not out.exists():
-        tmp = out.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+
+    def fill(tmp: Path) -> None:
         target = tmp / "sysmon-clone.evtx"
         verify(CLONE_SOURCE, target, clone(CLONE_SOURCE, copies, target))
-        tmp.rename(out)
+
+    _build_once(out, fill)
     path = out / "sysmon-clone.evtx"
     return out, per_copy * copies, path.stat().st_size
 
