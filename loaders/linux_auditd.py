@@ -259,7 +259,7 @@ class _Run:
 
 
 class _OffloadRun(_Run):
-    """A large file's parsing state when a helper process maps the events
+    """A large file's parsing state when helper processes map the events
     (:mod:`loaders.linux_auditd_offload`): records keep their bodies unsplit, assembled
     events are packed into chunks, and the items come back in order."""
 
@@ -298,8 +298,9 @@ class _OffloadRun(_Run):
 
 
 def _large(src: Source) -> bool:
-    """Worth helper processes: their start (~0.5 s each, once per run) is repaid from about
-    :data:`OFFLOAD_BYTES` of log (a gzip file holds about ten times its size)."""
+    """Worth helper processes: their start (about 0.6 s of CPU, once per process, for the
+    fork server's imports) is repaid from about :data:`OFFLOAD_BYTES` of log (a gzip file
+    holds about ten times its size)."""
     with open(src.file.path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     return src.file.size * (8 if gz else 1) >= OFFLOAD_BYTES
