@@ -35,9 +35,9 @@ def run_measured(cmd: list[str]) -> tuple[float, float]:
     """Run a command in a fresh process; wall seconds and peak RSS in MB.
 
     The peak is that of the whole process tree (the command and the processes it starts,
-    such as ``--jobs`` workers or auditd's helpers), summed, sampled every 50 ms; or the
-    largest single process's peak from ``wait4`` when that is larger (a short spike
-    between samples)."""
+    such as ``--jobs`` workers or auditd's helpers), summed (proportional set sizes),
+    sampled every 50 ms; or the largest single process's peak from ``wait4`` when that is
+    larger (a short spike between samples)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     done = threading.Event()
@@ -60,15 +60,17 @@ def run_measured(cmd: list[str]) -> tuple[float, float]:
 
 
 def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants, in KB (Linux /proc)."""
+    """Resident memory of a process and all its descendants, in KB (Linux /proc): each
+    process's proportional share (Pss), so pages that forked helpers share with the
+    process they were forked from are counted once, not once per process."""
     total = 0
     stack = [pid]
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as fh:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
                 total += next((int(line.split()[1]) for line in fh
-                               if line.startswith("VmRSS:")), 0)
+                               if line.startswith("Pss:")), 0)
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     stack += [int(c) for c in fh.read().split()]

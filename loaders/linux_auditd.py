@@ -37,7 +37,7 @@ from loaders.linux_auditd_fields import LightParser, RecordParser
 from loaders.linux_auditd_map import map_event, map_failure
 from loaders.linux_auditd_offload import Chunk, map_chunk
 from loaders.linux_auditd_read import Block, read_pieces
-from loaders.linux_auditd_table import FIELD_COLUMNS, RowBatch
+from loaders.linux_auditd_table import FIELD_COLUMNS, ROW_COLUMNS, RowBatch
 from loaders.offload import Ahead, helpers_for
 from loaders.schema import Column
 
@@ -45,8 +45,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BORROWED_KEYS = 10_000  # stamps remembered for numbering stampless records
 OFFLOAD_BYTES = 16 << 20  # files this large are mapped in helper processes
 CHUNK_EVENTS = 8192  # events handed to the helpers at once ...
-CHUNK_CHARS = 8 << 20  # ... or fewer if their text is this long (huge EXECVE records)
+# ... or fewer if their text is this long (huge EXECVE records); a batch of mapped rows is
+# bounded the same way, so memory stays flat whatever the events' size
+CHUNK_CHARS = 8 << 20
 AHEAD_CHUNKS = 4  # chunks in flight (memory: a few MB each)
+_RAW = ROW_COLUMNS.index("raw")
 _SNIFF = re.compile(rb"(?m)^(?:node=\S+ )?type=[A-Z_0-9\[\]]+ msg=audit\(\d+\.\d+:\d+\)")
 
 
@@ -144,6 +147,7 @@ class _Run:
         self.assembler = Assembler()
         self.batch = RowBatch()
         self.size = batch_size
+        self.chars = 0  # raw text in the batch: it is bounded in size, not only in events
         self.record: RecordParser | LightParser = RecordParser()
         # stamp (node, seconds, fraction, serial) and line of the last record read, and
         # how many stampless records took their time from each stamp
@@ -228,30 +232,26 @@ class _Run:
         rows = self.batch.rows
         for ev in events:
             try:
-                rows.append(map_event(ev))
+                row = map_event(ev)
             except Exception as exc:  # one bad event must not stop the file
                 items += self.flush()
                 rows = self.batch.rows
                 items.append(map_failure(ev, exc))
-        if len(rows) >= self.size:
-            items += self.flush()
+                continue
+            rows.append(row)
+            self.chars += len(row[_RAW])
+            if len(rows) >= self.size or self.chars >= CHUNK_CHARS:
+                items += self.flush()
+                rows = self.batch.rows
         return items
 
     def finish(self) -> list[Item]:
         """The events still open at the end, and the last batch."""
-        items: list[Item] = []
-        rows = self.batch.rows
-        for ev in self.assembler.flush():
-            try:
-                rows.append(map_event(ev))
-            except Exception as exc:
-                items += self.flush()
-                rows = self.batch.rows
-                items.append(map_failure(ev, exc))
-        return items + self.flush()
+        return self.emit(self.assembler.flush()) + self.flush()
 
     def flush(self) -> list[Item]:
         """The pending rows as one table item, if any."""
+        self.chars = 0
         return [ParsedTable(self.batch.take())] if self.batch.rows else []
 
     def close(self) -> None:

@@ -19,6 +19,8 @@ import pytest
 
 import loaders.offload as offload
 from analysis.cli import main
+from analysis.events import read_events
+from benchmarks.harness import ingest_cmd, run_measured
 from loaders import linux_auditd
 from loaders.base import LoadOptions
 from loaders.offload import Ahead, helpers_for
@@ -161,3 +163,26 @@ def test_auditlens_ingest_maps_a_large_audit_log_in_helpers(
     # chunks of 100 events or a little more (events completed together go together)
     assert sum(chunks) == 938 and len(chunks) > 2 and min(chunks[:-1]) >= 100
     assert "938 read = 938 loaded + 0 rejected + 0 duplicate" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"], ids=["helpers", "one-process"])
+def test_memory_stays_bounded_on_huge_events(jobs: str, tmp_path: Path) -> None:
+    # 150 MB of events whose EXECVE arguments are 1 MB each (hex). Chunks for the helpers
+    # and batches of mapped rows are bounded by their text, not only by their number of
+    # events: one-process parsing (here under --jobs 2, which starts no helpers) peaked at
+    # 1.09 GB when a batch could hold 20,000 such events
+    path = tmp_path / "audit.log"
+    arg = "41" * (1 << 19)
+    with path.open("w") as fh:
+        for n in range(150):
+            stamp = f"msg=audit(1700000000.{n:03d}:{n})"
+            fh.write(f"type=SYSCALL {stamp}: arch=c000003e syscall=59 success=yes exit=0 "
+                     f"items=0 ppid=1 pid={n} auid=0 uid=0 euid=0 ses=1 comm=\"sh\" "
+                     f"exe=\"/bin/sh\"\n"
+                     f"type=EXECVE {stamp}: argc=2 a0=\"sh\" a1={arg}\n"
+                     f"type=EOE {stamp}:\n")
+    _, peak_mb = run_measured(ingest_cmd(path, tmp_path / "store", "--jobs", jobs))
+    assert peak_mb < 1024, f"peak memory {peak_mb:.0f} MB"
+    got = read_events(tmp_path / "store", columns=["process_command_line"])
+    assert len(got) == 150 and set(got.process_command_line.str.len()) == {3 + (1 << 19)}
