@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -57,8 +58,15 @@ def _pool(workers: int, module: str) -> ProcessPoolExecutor:
     if pool is None:
         ctx = get_context("forkserver")
         ctx.set_forkserver_preload([module])
-        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx)
+        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx,
+                                                     initializer=_quiet_on_interrupt)
     return pool
+
+
+def _quiet_on_interrupt() -> None:
+    """Ctrl-C is for the reading process, which stops the helpers; a helper that took it
+    too would only print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _noop(_: object) -> None:
