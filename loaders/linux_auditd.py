@@ -271,18 +271,17 @@ class _OffloadRun(_Run):
         self.ahead: Ahead[Chunk, list[Item]] = Ahead(map_chunk, helpers, AHEAD_CHUNKS)
 
     def emit(self, events: Sequence[Event]) -> list[Item]:
-        add = self.chunk.add
+        items: list[Item] = []
         warned = self.warned
-        for ev in events:
-            add(ev, warned)
-        chunk = self.chunk
-        full = len(chunk) >= self.chunk_size or chunk.chars >= CHUNK_CHARS
-        return self._send() if full else []
+        for ev in events:  # a chunk is sent as soon as it is full, even inside a burst
+            chunk = self.chunk
+            chunk.add(ev, warned)
+            if len(chunk) >= self.chunk_size or chunk.chars >= CHUNK_CHARS:
+                items += self._send()
+        return items
 
     def finish(self) -> list[Item]:
-        for ev in self.assembler.flush():
-            self.chunk.add(ev, self.warned)
-        return self.flush()
+        return self.emit(self.assembler.flush()) + self.flush()
 
     def flush(self) -> list[Item]:
         """Every event handed over so far, mapped (before a reject, and at the end)."""

@@ -19,6 +19,8 @@ from loaders.linux_auditd_fields import EMPTY_VALUES, Record, decode_value, hex_
 Key = tuple[str | None, str, str, str]
 
 WINDOW_RECORDS = 1000
+# ... and at most this much record text: 1,000 open events of 1 MB records would hold 1 GB
+WINDOW_CHARS = 64 << 20
 _RECENT_KEYS = 20_000
 
 
@@ -32,6 +34,7 @@ class Event:
         lines: the raw lines of every record (EOE included), in input order.
         first_line: line of its first record.
         start: running record count when it was opened (for the window).
+        chars: length of its lines (for the window's bound on text).
         fragment: 0 normally; N for the N-th late piece of an event already emitted.
         borrowed: 0 normally; N for the N-th record without a ``msg=audit(...)`` stamp
             that took its time from the record ``key`` names (the one before it).
@@ -44,6 +47,7 @@ class Event:
     start: int = 0
     fragment: int = 0
     borrowed: int = 0
+    chars: int = 0
 
     def native_id(self) -> str:
         """node + time + serial (+ ``#N`` for a late fragment, ``~nostampN`` for a record
@@ -60,10 +64,15 @@ class Assembler:
 
     Args:
         window: an open event is emitted once this many records followed its first one.
+        max_chars: when the open events hold more record text than this, the oldest are
+            emitted until they hold half of it (huge records without an EOE); a record
+            that arrives for one of them later becomes a flagged late fragment.
     """
 
-    def __init__(self, window: int = WINDOW_RECORDS) -> None:
+    def __init__(self, window: int = WINDOW_RECORDS, max_chars: int = WINDOW_CHARS) -> None:
         self.window = window
+        self.max_chars = max_chars
+        self._chars = 0  # text of the open events
         self._open: dict[Key, Event] = {}
         self._count = 0
         # start of the oldest open event (the first in insertion order), or None
@@ -85,8 +94,9 @@ class Assembler:
         key = (rec.node, rec.sec, rec.frac, rec.serial)
         opened = self._open
         ev = opened.get(key)
+        size = len(rec.text)
         if ev is None:
-            ev = opened[key] = Event(key, [], [rec.text], rec.line, count)
+            ev = opened[key] = Event(key, [], [rec.text], rec.line, count, 0, 0, size)
             if self._oldest is None:
                 self._oldest = count
             fragment = self._recent.get(key)
@@ -94,6 +104,8 @@ class Assembler:
                 ev.fragment = fragment + 1
         else:
             ev.lines.append(rec.text)
+            ev.chars += size
+        self._chars += size
         done: Sequence[Event] = ()
         if rec.type == "EOE":
             done = [self._close(key)]
@@ -103,6 +115,16 @@ class Assembler:
         oldest = self._oldest
         if oldest is not None and oldest <= count - self.window:
             done = [*done, *self._expire(count - self.window)]
+        if self._chars > self.max_chars:
+            done = [*done, *self._shed()]
+        return done
+
+    def _shed(self) -> list[Event]:
+        """The oldest open events, until the open ones hold half of ``max_chars``."""
+        done = []
+        opened = self._open
+        while opened and self._chars > self.max_chars // 2:
+            done.append(self._close(next(iter(opened))))
         return done
 
     def _expire(self, limit: int) -> list[Event]:
@@ -122,6 +144,7 @@ class Assembler:
     def _close(self, key: Key) -> Event:
         opened = self._open
         ev = opened.pop(key)
+        self._chars -= ev.chars
         if ev.start == self._oldest:
             self._oldest = next(iter(opened.values())).start if opened else None
         recent = self._recent

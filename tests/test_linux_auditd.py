@@ -289,6 +289,26 @@ def test_window_bounds_memory_and_late_records_become_fragments() -> None:
     assert ids.count(":1.000:1") == 1 and ":1.000:1#1" in ids
 
 
+def test_window_bounds_the_text_it_holds() -> None:
+    # user-space records have no EOE: they wait in the window, which also bounds their text
+    asm = Assembler(window=1000, max_chars=400)
+    lines = [f"type=USER_CMD msg=audit(1.000:{n}): pid=1 msg='cmd={'41' * 40} res=success'"
+             for n in range(1, 11)]  # 142 characters each
+    lines.append("type=USER_CMD msg=audit(1.000:2): pid=1 msg='cmd=42 res=success'")
+    out = []
+    for i, text in enumerate(lines, 1):
+        rec = parse_record(text, i)
+        assert rec is not None
+        out += [(i, ev.native_id()) for ev in asm.add(rec)]
+        assert asm._chars <= 400
+    out += [(0, ev.native_id()) for ev in asm.flush()]
+    # the third record passes 400 characters: the two oldest go, and so on; serial 2 came
+    # back after it was emitted: a flagged late fragment, nothing lost
+    assert out == [(3, ":1.000:1"), (3, ":1.000:2"), (5, ":1.000:3"), (5, ":1.000:4"),
+                   (7, ":1.000:5"), (7, ":1.000:6"), (9, ":1.000:7"), (9, ":1.000:8"),
+                   (0, ":1.000:9"), (0, ":1.000:10"), (0, ":1.000:2#1")]
+
+
 def test_sniff_is_specific() -> None:
     loader = loaders.get_loader("linux_auditd")
     assert loader.sniff(b"node=a type=SYSCALL msg=audit(1.2:3): x=1\n", "a")
