@@ -52,7 +52,7 @@ fuzz: $(STAMP)
 # ausearch (Debian `auditd`) and msticpy (own venv) are baselines of the linux_auditd suite
 bench: $(STAMP)
 	bash benchmarks/setup_baselines.sh
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --repeat 3
 
 clean:
 	rm -rf out auditlens-store benchmarks/work .pytest_cache .mypy_cache .ruff_cache

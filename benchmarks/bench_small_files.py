@@ -54,8 +54,7 @@ def measure(scale: int) -> list[Measurement]:
                        wall, rss)]
     for jobs in (1, 2):
         store = WORK / "store-small-files"
-        shutil.rmtree(store, ignore_errors=True)
-        wall, rss = run_measured(ingest_cmd(src, store, "--jobs", str(jobs)))
+        wall, rss = run_measured(ingest_cmd(src, store, "--jobs", str(jobs)), fresh=store)
         out.append(Measurement(SUITE, f"ingest (auditlens ingest --jobs {jobs}), {scale} files",
                                "auditlens", events, size, wall, rss))
         shutil.rmtree(store, ignore_errors=True)

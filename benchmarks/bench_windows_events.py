@@ -144,8 +144,7 @@ def otrf_ndjson() -> Path:
 
 def _ingest(src: Path, name: str, events: int, size: int, suite: str = SUITE) -> Measurement:
     store = WORK / "store-windows_events"
-    shutil.rmtree(store, ignore_errors=True)
-    wall, rss = run_measured(ingest_cmd(src, store))
+    wall, rss = run_measured(ingest_cmd(src, store), fresh=store)
     shutil.rmtree(store, ignore_errors=True)
     return Measurement(suite, name, "auditlens", events, size, wall, rss, "records")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import harness
 from benchmarks.harness import ROOT, WORK, Measurement
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -109,7 +110,10 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=sorted(SUITES),
                         help="run only this suite (repeatable)")
     parser.add_argument("--no-doc", action="store_true", help="print, do not rewrite the doc")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each measurement N times and keep the fastest (default 1)")
     args = parser.parse_args()
+    harness.REPEAT = args.repeat
     WORK.mkdir(parents=True, exist_ok=True)
     results: list[Measurement] = []
     for name in args.only or list(SUITES):
