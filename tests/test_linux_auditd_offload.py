@@ -9,6 +9,7 @@ chunks in flight; tables, rejects and counts must equal those of the one-process
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 from dataclasses import replace
@@ -50,6 +51,15 @@ def test_helpers_give_the_tables_of_one_process(path: Path, tmp_path: Path,
         variant.write_bytes(data)
         for options in (LoadOptions(), LoadOptions(batch_size=2, max_initial_rejects=3)):
             _same(variant, options, monkeypatch)
+
+
+def test_helpers_on_a_gzip_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "audit.log.1.gz"
+    path.write_bytes(gzip.compress(b"\n".join(
+        p.read_bytes() for p in ALL if p.suffix in (".log", ".txt"))))
+    # read, loaded, rejected (the kernel line "audit: backlog limit exceeded"), duplicate
+    assert _table(path, LoadOptions())[2][:4] == (1084, 1083, 1, 0)
+    _same(path, LoadOptions(), monkeypatch, chunk=64)
 
 
 def test_helpers_on_a_file_the_runner_stops(tmp_path: Path,
