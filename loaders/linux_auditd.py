@@ -29,15 +29,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from loaders.base import Item, Loader, Parsed, ParsedTable, Reject, Source, gc_paused
+from loaders.base import Item, Loader, Parsed, Reject, Source, gc_paused
 from loaders.inputs import Line
 from loaders.linux_auditd_categories import CATEGORIES as CATEGORIES  # re-exported
 from loaders.linux_auditd_events import Assembler, Event, Key
 from loaders.linux_auditd_fields import LightParser, RecordParser
-from loaders.linux_auditd_map import map_event, map_failure
+from loaders.linux_auditd_map import Rows, map_event
 from loaders.linux_auditd_offload import Chunk, map_chunk
 from loaders.linux_auditd_read import Block, read_pieces
-from loaders.linux_auditd_table import FIELD_COLUMNS, ROW_COLUMNS, RowBatch
+from loaders.linux_auditd_table import FIELD_COLUMNS
 from loaders.offload import Ahead, helpers_for
 from loaders.schema import Column
 
@@ -45,11 +45,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BORROWED_KEYS = 10_000  # stamps remembered for numbering stampless records
 OFFLOAD_BYTES = 16 << 20  # files this large are mapped in helper processes
 CHUNK_EVENTS = 8192  # events handed to the helpers at once ...
-# ... or fewer if their text is this long (huge EXECVE records); a batch of mapped rows is
-# bounded the same way, so memory stays flat whatever the events' size
-CHUNK_CHARS = 8 << 20
+CHUNK_CHARS = 8 << 20  # ... or fewer if their text is this long (huge EXECVE records)
 AHEAD_CHUNKS = 4  # chunks in flight (memory: a few MB each)
-_RAW = ROW_COLUMNS.index("raw")
 _SNIFF = re.compile(rb"(?m)^(?:node=\S+ )?type=[A-Z_0-9\[\]]+ msg=audit\(\d+\.\d+:\d+\)")
 
 
@@ -145,9 +142,7 @@ class _Run:
 
     def __init__(self, batch_size: int) -> None:
         self.assembler = Assembler()
-        self.batch = RowBatch()
-        self.size = batch_size
-        self.chars = 0  # raw text in the batch: it is bounded in size, not only in events
+        self.rows = Rows(batch_size)
         self.record: RecordParser | LightParser = RecordParser()
         # stamp (node, seconds, fraction, serial) and line of the last record read, and
         # how many stampless records took their time from each stamp
@@ -227,23 +222,8 @@ class _Run:
         return self.emit([ev])
 
     def emit(self, events: Sequence[Event]) -> list[Item]:
-        """Map events into the batch; the items to yield (a full batch, rejects)."""
-        items: list[Item] = []
-        rows = self.batch.rows
-        for ev in events:
-            try:
-                row = map_event(ev)
-            except Exception as exc:  # one bad event must not stop the file
-                items += self.flush()
-                rows = self.batch.rows
-                items.append(map_failure(ev, exc))
-                continue
-            rows.append(row)
-            self.chars += len(row[_RAW])
-            if len(rows) >= self.size or self.chars >= CHUNK_CHARS:
-                items += self.flush()
-                rows = self.batch.rows
-        return items
+        """Map events; the items to yield (full tables, rejects)."""
+        return self.rows.add(events)
 
     def finish(self) -> list[Item]:
         """The events still open at the end, and the last batch."""
@@ -251,8 +231,7 @@ class _Run:
 
     def flush(self) -> list[Item]:
         """The pending rows as one table item, if any."""
-        self.chars = 0
-        return [ParsedTable(self.batch.take())] if self.batch.rows else []
+        return self.rows.flush()
 
     def close(self) -> None:
         """The file is done with (or abandoned)."""
@@ -279,9 +258,6 @@ class _OffloadRun(_Run):
             if len(chunk) >= self.chunk_size or chunk.chars >= CHUNK_CHARS:
                 items += self._send()
         return items
-
-    def finish(self) -> list[Item]:
-        return self.emit(self.assembler.flush()) + self.flush()
 
     def flush(self) -> list[Item]:
         """Every event handed over so far, mapped (before a reject, and at the end)."""

@@ -13,10 +13,10 @@ Arrow columns. It is written for speed without changing a value:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from loaders.base import Reject
+from loaders.base import Item, ParsedTable, Reject
 from loaders.linux_auditd_categories import categorize
 from loaders.linux_auditd_events import Event, assemble_argv, path_items, path_target, to_json
 from loaders.linux_auditd_fields import (
@@ -29,7 +29,7 @@ from loaders.linux_auditd_fields import (
     decode_value,
 )
 from loaders.linux_auditd_syscalls import syscall_name
-from loaders.linux_auditd_table import int64
+from loaders.linux_auditd_table import ROW_COLUMNS, RowBatch, int64
 
 # records that only complete another record (they never name the event)
 AUX_TYPES = frozenset({
@@ -266,6 +266,50 @@ def map_event(ev: Event) -> tuple[Any, ...]:
         ev.first_line, "\n".join(ev.lines), ev.native_id(),
         "; ".join(warnings) if warnings else None,
     )
+
+
+# a batch of mapped rows holds at most this much raw text (huge EXECVE records), so memory
+# stays flat whatever the events' size
+BATCH_CHARS = 8 << 20
+_RAW = ROW_COLUMNS.index("raw")
+
+
+class Rows:
+    """Mapped events waiting to become tables, in input order.
+
+    Args:
+        size: the most events in one table (a table is also cut at :data:`BATCH_CHARS`).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.batch = RowBatch()
+        self.size = size
+        self.chars = 0  # raw text in the batch
+
+    def add(self, events: Iterable[Event]) -> list[Item]:
+        """Map events; the items to yield now: full tables, and the reject of an event that
+        cannot be mapped, after the rows before it (one bad event must not stop the file)."""
+        items: list[Item] = []
+        rows = self.batch.rows
+        for ev in events:
+            try:
+                row = map_event(ev)
+            except Exception as exc:
+                items += self.flush()
+                rows = self.batch.rows
+                items.append(map_failure(ev, exc))
+                continue
+            rows.append(row)
+            self.chars += len(row[_RAW])
+            if len(rows) >= self.size or self.chars >= BATCH_CHARS:
+                items += self.flush()
+                rows = self.batch.rows
+        return items
+
+    def flush(self) -> list[Item]:
+        """The pending rows as one table item, if any."""
+        self.chars = 0
+        return [ParsedTable(self.batch.take())] if self.batch.rows else []
 
 
 def map_failure(ev: Event, exc: Exception) -> Reject:

@@ -15,14 +15,13 @@ one-process path, value for value and in the same order
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from loaders.base import Item, ParsedTable, gc_paused
+from loaders.base import Item, gc_paused
 from loaders.linux_auditd_events import Event, Key
 from loaders.linux_auditd_fields import RecordParser
-from loaders.linux_auditd_map import map_event, map_failure
-from loaders.linux_auditd_table import RowBatch
+from loaders.linux_auditd_map import Rows
 
 
 @dataclass(slots=True)
@@ -91,18 +90,20 @@ _PARSER = RecordParser()
 
 
 def map_chunk(chunk: Chunk) -> list[Item]:
-    """The items of a chunk's events: tables of rows, and a reject for an event that cannot
-    be mapped (the rows before it come first), as ``_Run.emit`` gives them."""
+    """The items of a chunk's events, as one process gives them (:class:`Rows`)."""
     with gc_paused():
         return _map(chunk)
 
 
 def _map(chunk: Chunk) -> list[Item]:
+    rows = Rows(len(chunk) or 1)
+    return rows.add(_events(chunk)) + rows.flush()
+
+
+def _events(chunk: Chunk) -> Iterator[Event]:
+    """The chunk's events, their records' fields split (``RecordParser``, as in one process)."""
     parts = _PARSER.parts
     types, body_at, warnings = chunk.types, chunk.body_at, chunk.warnings
-    batch = RowBatch()
-    rows: list[tuple[Any, ...]] = batch.rows
-    items: list[Item] = []
     start = 0
     for e, key in enumerate(chunk.keys):
         node, sec, frac, serial = key
@@ -118,15 +119,5 @@ def _map(chunk: Chunk) -> list[Item]:
                                                 chunk.bodies[r], 0, "")
                     recs[r - start].warning = warnings[r]
         start = end
-        ev = Event(key, recs, [chunk.raws[e]], chunk.first_lines[e], 0, chunk.fragments[e],
-                   chunk.borrowed[e])
-        try:
-            rows.append(map_event(ev))
-        except Exception as exc:  # one bad event must not stop the file
-            if rows:
-                items.append(ParsedTable(batch.take()))
-                rows = batch.rows
-            items.append(map_failure(ev, exc))
-    if rows:
-        items.append(ParsedTable(batch.take()))
-    return items
+        yield Event(key, recs, [chunk.raws[e]], chunk.first_lines[e], 0, chunk.fragments[e],
+                    chunk.borrowed[e])
