@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_STORE := out/demo-store
+NATIVE := loaders/_native/manifest.json
 
-.PHONY: demo test test-fast lint typecheck docs bench fuzz clean help
+.PHONY: demo test test-fast lint typecheck docs bench fuzz clean help native
 
 help:
 	@echo "make demo   - set up .venv, ingest data-samples/ into $(DEMO_STORE), show what is in it"
@@ -13,6 +14,7 @@ help:
 	@echo "make test-fast - the suite without tests marked slow"
 	@echo "make bench  - run the benchmarks and rewrite docs/BENCHMARKS.md"
 	@echo "make fuzz   - install atheris and fuzz every loader (RUNS=20000)"
+	@echo "make native - compile the auditd hot path with mypyc (done by demo, test and bench)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,notebook,bench]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The auditd reading and mapping modules compiled with mypyc into loaders/_native; they are used
+# only while every loaders/*.py still has its build-time hash (loaders/native.py), and rebuilt
+# here whenever one changed.
+native: $(NATIVE)
+
+$(NATIVE): $(STAMP) $(wildcard loaders/*.py)
+	AUDITLENS_NATIVE=0 $(BIN)/python -m loaders.native_build
+
+demo: $(STAMP) $(NATIVE)
 	rm -rf $(DEMO_STORE)
 	# --year: auth.log (RFC 3164) has no year, and git does not keep file dates
 	$(BIN)/auditlens ingest data-samples --store $(DEMO_STORE) --year 2026 --jobs 2
@@ -34,12 +44,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# pytest exits 5 when it collected nothing: that is a failure too.
-test: lint typecheck
-	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tests notebooks; \
+# pytest exits 5 when it collected nothing: that is a failure too. The suite runs with the
+# compiled auditd modules (what users run); the auditd tests then run again on the Python source.
+test: lint typecheck $(NATIVE)
+	AUDITLENS_REQUIRE_NATIVE=1 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
+	  tests notebooks; \
 	  s=$$?; if [ $$s -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$s
+	AUDITLENS_REQUIRE_NATIVE=1 AUDITLENS_NATIVE=0 $(BIN)/python -m pytest -p no:cacheprovider \
+	  -m "not slow" tests/test_linux_auditd.py tests/test_linux_auditd_fast.py tests/test_native.py
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest -m "not slow" --nbval-lax tests notebooks
 
 docs: $(STAMP)
@@ -50,9 +64,9 @@ fuzz: $(STAMP)
 	AUDITLENS_FUZZ=1 AUDITLENS_FUZZ_RUNS=$${RUNS:-20000} $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 # ausearch (Debian `auditd`) and msticpy (own venv) are baselines of the linux_auditd suite
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	bash benchmarks/setup_baselines.sh
 	$(BIN)/python benchmarks/run.py --repeat 3
 
 clean:
-	rm -rf out auditlens-store benchmarks/work .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out auditlens-store benchmarks/work loaders/_native .pytest_cache .mypy_cache .ruff_cache

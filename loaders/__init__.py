@@ -20,6 +20,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from loaders import native
+
+native.install()  # before any auditd module is imported: see loaders/native.py
+
 from loaders import k8s_audit
 from loaders import k8s_container
 from loaders import k8s_events

@@ -32,7 +32,7 @@ import pyarrow as pa
 from loaders.base import Item, Loader, Parsed, Reject, Source, gc_paused
 from loaders.inputs import Line
 from loaders.linux_auditd_categories import CATEGORIES as CATEGORIES  # re-exported
-from loaders.linux_auditd_events import Assembler, Event, Key
+from loaders.linux_auditd_events import Assembler, Event, Key, assemble
 from loaders.linux_auditd_fields import LightParser, RecordParser
 from loaders.linux_auditd_map import Rows, map_event
 from loaders.linux_auditd_offload import Chunk, map_chunk
@@ -166,18 +166,8 @@ class _Run:
     def _records(self, block: Block, start: int) -> tuple[int, list[Item]]:
         """Assemble and map a block's records from ``start`` until some items are to be
         yielded; (where to go on, the items)."""
-        add = self.assembler.add
-        parts = self.record.parts
-        lines = block.lines
-        first = block.first
-        for i in range(start, len(lines)):
-            node, kind, sec, frac, serial, body = block.headers[i]
-            done = add(parts(node or None, kind, sec, frac, serial, body, first + i, lines[i]))
-            if done:
-                items = self.emit(done)
-                if items:
-                    return i + 1, items
-        return len(lines), []
+        return assemble(self.assembler, self.record.parts, self.emit, block.headers,
+                        block.lines, block.first, start)
 
     def line(self, line: Line, src: Source) -> list[Item]:
         """Items of one line read alone."""
@@ -251,11 +241,10 @@ class _OffloadRun(_Run):
 
     def emit(self, events: Sequence[Event]) -> list[Item]:
         items: list[Item] = []
-        warned = self.warned
-        for ev in events:  # a chunk is sent as soon as it is full, even inside a burst
-            chunk = self.chunk
-            chunk.add(ev, warned)
-            if len(chunk) >= self.chunk_size or chunk.chars >= CHUNK_CHARS:
+        start = 0
+        while start < len(events):  # a chunk is sent as soon as it is full, even in a burst
+            start = self.chunk.fill(events, start, self.warned, self.chunk_size, CHUNK_CHARS)
+            if self.chunk.full(self.chunk_size, CHUNK_CHARS):
                 items += self._send()
         return items
 

@@ -11,12 +11,17 @@ whatever the file size. There is deliberately no time-gap rule: the clock in a l
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from loaders.base import Item
 from loaders.linux_auditd_fields import EMPTY_VALUES, Record, decode_value, hex_bytes
 
 Key = tuple[str | None, str, str, str]
+# (node or "", type, seconds, fraction, serial, body) of a record line (linux_auditd_read)
+Header = tuple[str, str, str, str, str, str]
+# LightParser.parts or RecordParser.parts: (node, type, sec, frac, serial, body, line, text)
+Parts = Callable[[str | None, str, str, str, str, str, int, str], Record]
 
 WINDOW_RECORDS = 1000
 # ... and at most this much record text: 1,000 open events of 1 MB records would hold 1 GB
@@ -153,6 +158,34 @@ class Assembler:
         if len(recent) > 2 * _RECENT_KEYS:
             self._recent = dict(list(recent.items())[-_RECENT_KEYS:])
         return ev
+
+
+def assemble(assembler: Assembler, parts: Parts, emit: Callable[[Sequence[Event]], list[Item]],
+             headers: list[Header], lines: list[str], first: int,
+             start: int) -> tuple[int, list[Item]]:
+    """Assemble a block's records from index ``start`` on, and hand the events they complete
+    to ``emit``, until it gives items to yield.
+
+    Args:
+        assembler: the file's assembler.
+        parts: makes a record from its header parts, line number and text.
+        emit: maps events; the items to yield (full tables, rejects), usually none.
+        headers, lines: the block's record headers and lines.
+        first: the number of the block's first line.
+        start: the index of the first record to take.
+
+    Returns:
+        Where to go on (``len(lines)`` when the block is done), and the items.
+    """
+    add = assembler.add
+    for i in range(start, len(lines)):
+        node, kind, sec, frac, serial, body = headers[i]
+        done = add(parts(node or None, kind, sec, frac, serial, body, first + i, lines[i]))
+        if done:
+            items = emit(done)
+            if items:
+                return i + 1, items
+    return len(lines), []
 
 
 def _arg_bytes(value: str) -> bytes:

@@ -15,7 +15,7 @@ one-process path, value for value and in the same order
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from loaders.base import Item, gc_paused
@@ -83,6 +83,20 @@ class Chunk:
                         self.bodies[i] = rec.body
         self.types += [rec.type for rec in recs]
         self.body_at += [rec.body_at for rec in recs]
+
+    def fill(self, events: Sequence[Event], start: int, warned: bool, size: int,
+             chars: int) -> int:
+        """Add ``events`` from index ``start`` on until the chunk is :meth:`full`; returns
+        the index of the first event not added."""
+        for i in range(start, len(events)):
+            self.add(events[i], warned)
+            if len(self.keys) >= size or self.chars >= chars:
+                return i + 1
+        return len(events)
+
+    def full(self, size: int, chars: int) -> bool:
+        """Whether the chunk holds ``size`` events or ``chars`` of raw text."""
+        return len(self.keys) >= size or self.chars >= chars
 
 
 # one parser per process: repeated auxiliary bodies are split once across chunks
