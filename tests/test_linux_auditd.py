@@ -369,3 +369,44 @@ def test_numbers_beyond_int64_are_null_not_a_failed_batch(tmp_path: Path) -> Non
     first = result.events.iloc[0]
     assert pd.isna(first["process_pid"]) and pd.isna(first["audit_exit"])
     assert result.events.iloc[1]["process_pid"] == 7
+
+
+def test_parsing_makes_no_reference_cycles_and_restores_the_collector(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the loader turns the cyclic garbage collector off for a whole file (linux_auditd.parse)
+    # on the grounds that its objects, and the runner's, hold no cycles: every fixture and
+    # hostile variant, in one process and with helpers, leaves nothing for it to collect
+    import gc
+    from dataclasses import replace
+
+    from loaders import linux_auditd
+    from loaders.base import LoadOptions
+    from tests.test_linux_auditd_fast import ALL, _table, _variants
+
+    monkeypatch.setattr(linux_auditd, "OFFLOAD_BYTES", 0)  # helpers for every file
+    monkeypatch.setattr(linux_auditd, "CHUNK_EVENTS", 3)
+    inputs = []
+    for path in ALL:
+        for name, data in _variants(path):
+            inputs.append(tmp_path / f"{path.name}-{name}.log")
+            inputs[-1].write_bytes(data)
+    _table(inputs[0], LoadOptions(helpers=2))  # start the helpers (their pool lives on)
+    gc.collect()
+    try:
+        gc.disable()
+        for path in inputs:
+            for options in (LoadOptions(), LoadOptions(batch_size=3, max_initial_rejects=3)):
+                _table(path, options)
+                _table(path, replace(options, helpers=2))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    # on, it is switched back on, also when the reader stops early
+    batches = loaders.iter_batches(ALL[0], format="linux_auditd",
+                                   options=LoadOptions(batch_size=2))
+    next(batches)
+    assert not gc.isenabled()
+    batches.close()
+    assert gc.isenabled()
+    assert sum(t.num_rows for t in loaders.iter_batches(ALL[0], format="linux_auditd")) > 0
+    assert gc.isenabled()
