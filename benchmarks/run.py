@@ -65,6 +65,18 @@ def versions() -> str:
                       *(f"{n} {version(n)}" for n in names)])
 
 
+def auditd_modules() -> str:
+    """Whether the measured commands ran the compiled auditd modules (loaders/native.py)."""
+    from importlib.metadata import version
+
+    from loaders.native import check
+
+    state = check()
+    if state.active:
+        return f"compiled with mypyc (mypy {version('mypy')})"
+    return f"Python source ({state.reason})"
+
+
 def render(results: list[Measurement], command: str) -> str:
     lines = [
         START,
@@ -72,6 +84,7 @@ def render(results: list[Measurement], command: str) -> str:
         "",
         f"- Machine: {machine()}",
         f"- Versions: {versions()}",
+        f"- auditd modules: {auditd_modules()}",
     ]
     for suite in dict.fromkeys(m.suite for m in results):
         rows = [m for m in results if m.suite == suite]
