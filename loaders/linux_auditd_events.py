@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from loaders.base import Item
 from loaders.linux_auditd_fields import EMPTY_VALUES, Record, decode_value, hex_bytes
@@ -29,7 +28,6 @@ WINDOW_CHARS = 64 << 20
 _RECENT_KEYS = 20_000
 
 
-@dataclass(slots=True)
 class Event:
     """The records of one (node, time, serial), in arrival order.
 
@@ -45,14 +43,25 @@ class Event:
             that took its time from the record ``key`` names (the one before it).
     """
 
-    key: Key
-    records: list[Record] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    first_line: int = 0
-    start: int = 0
-    fragment: int = 0
-    borrowed: int = 0
-    chars: int = 0
+
+    # a plain class for the reason Record is one (linux_auditd_fields)
+    __slots__ = ("borrowed", "chars", "first_line", "fragment", "key", "lines", "records",
+                 "start")
+
+    def __init__(self, key: Key, records: list[Record] | None = None,
+                 lines: list[str] | None = None, first_line: int = 0, start: int = 0,
+                 fragment: int = 0, borrowed: int = 0, chars: int = 0) -> None:
+        self.key = key
+        self.records = [] if records is None else records
+        self.lines = [] if lines is None else lines
+        self.first_line = first_line
+        self.start = start
+        self.fragment = fragment
+        self.borrowed = borrowed
+        self.chars = chars
+
+    def __repr__(self) -> str:
+        return f"Event({self.key}, {len(self.records)} records, line {self.first_line})"
 
     def native_id(self) -> str:
         """node + time + serial (+ ``#N`` for a late fragment, ``~nostampN`` for a record
