@@ -258,7 +258,7 @@ def assemble_argv(execve: list[Record]) -> tuple[list[str], list[str]]:
         written = sum(len(parts[p].strip('"')) for p in order)
         if order != list(range(len(order))) or written < lengths.get(i, 0):
             problems.append(f"argument a{i} is missing chunks")
-        args.append(b"".join(_arg_bytes(parts[p]) for p in order).decode("utf-8", "replace"))
+        args.append(b"".join([_arg_bytes(parts[p]) for p in order]).decode("utf-8", "replace"))
     missing = [i for i in range(min(count, len(present) + 3)) if i not in single
                and i not in chunks]
     if len(args) < count:
