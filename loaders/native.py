@@ -8,8 +8,9 @@ finder for them only when
 
 - ``AUDITLENS_NATIVE`` is not ``0``;
 - the manifest was built for this interpreter (same extension suffix);
-- every loader source still has the hash it had at build time. An edited loader, whichever
-  it is, means the Python source is used until the next build. A compiled module may have
+- every loader source still has the hash it had at build time, and there is no new one. An
+  edited, deleted or added loader, whichever it is, means the Python source is used until the
+  next build. A compiled module may have
   inlined constants of modules it imports, so a change anywhere must invalidate it.
 
 The compiled and interpreted modules give the same tables (``tests/test_native.py``), and the
@@ -83,7 +84,8 @@ def check(native_dir: Path = NATIVE_DIR, package_dir: Path = PACKAGE_DIR) -> Sta
         return State(reason=f"built for {manifest.get('ext_suffix')}, this Python wants {suffix}")
     built: dict[str, str] = manifest.get("sources", {})
     now = source_hashes(package_dir)
-    changed = sorted(name for name, digest in built.items() if now.get(name) != digest)
+    # edited, deleted or new: a new module may be imported by a compiled one
+    changed = sorted(name for name in built.keys() | now.keys() if now.get(name) != built.get(name))
     if changed:
         return State(reason="loader sources changed since the build: " + ", ".join(changed[:5])
                      + (" …" if len(changed) > 5 else ""))

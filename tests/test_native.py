@@ -58,6 +58,10 @@ def test_an_edited_source_turns_the_build_off(tmp_path: Path,
     assert state.reason == "loader sources changed since the build: b.py"
     (pkg / "b.py").unlink()
     assert native.check(out, pkg).reason == "loader sources changed since the build: b.py"
+    (pkg / "b.py").write_text("B = 2\n")
+    assert native.check(out, pkg).active
+    (pkg / "c.py").write_text("C = 4\n")  # a module the build has never seen
+    assert native.check(out, pkg).reason == "loader sources changed since the build: c.py"
 
 
 def test_other_reasons_to_use_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
