@@ -10,8 +10,8 @@ finder for them only when
 - the manifest was built for this interpreter (same extension suffix);
 - every loader source still has the hash it had at build time, and there is no new one. An
   edited, deleted or added loader, whichever it is, means the Python source is used until the
-  next build. A compiled module may have
-  inlined constants of modules it imports, so a change anywhere must invalidate it.
+  next build. A compiled module may have inlined constants of modules it imports, so a
+  change anywhere must invalidate it.
 
 The compiled and interpreted modules give the same tables (``tests/test_native.py``), and the
 suite runs the auditd tests both ways. See docs/ARCHITECTURE.md, "Compiled auditd modules".
