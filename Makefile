@@ -4,7 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_STORE := out/demo-store
-NATIVE := loaders/_native/manifest.json
 
 .PHONY: demo test test-fast lint typecheck docs bench fuzz clean help native
 
@@ -23,12 +22,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The auditd reading and mapping modules compiled with mypyc into loaders/_native; they are used
-# only while every loaders/*.py still has its build-time hash (loaders/native.py), and rebuilt
-# here whenever one changed.
-native: $(NATIVE)
-
-$(NATIVE): $(STAMP) $(wildcard loaders/*.py)
-	AUDITLENS_NATIVE=0 $(BIN)/python -m loaders.native_build
+# only while every module the build depends on (the compiled ones and what they import) still
+# has its build-time hash (loaders/linux_auditd/native.py). The check is cheap, so it runs every
+# time and rebuilds only a stale build.
+native: $(STAMP)
+	AUDITLENS_NATIVE=0 $(BIN)/python -m loaders.linux_auditd.native_build --if-stale
 
 demo: $(STAMP)
 	@$(MAKE) --no-print-directory native || echo "auditlens: could not compile the auditd" \
@@ -48,25 +46,25 @@ typecheck: $(STAMP)
 
 # pytest exits 5 when it collected nothing: that is a failure too. The suite runs with the
 # compiled auditd modules (what users run); the auditd tests then run again on the Python source.
-test: lint typecheck $(NATIVE)
+test: lint typecheck native
 	AUDITLENS_REQUIRE_NATIVE=1 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
 	  tests notebooks; \
 	  s=$$?; if [ $$s -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$s
 	AUDITLENS_REQUIRE_NATIVE=1 AUDITLENS_NATIVE=0 $(BIN)/python -m pytest -p no:cacheprovider \
 	  -m "not slow" tests/test_linux_auditd.py tests/test_linux_auditd_fast.py tests/test_native.py
 
-test-fast: $(STAMP) $(NATIVE)
+test-fast: $(STAMP) native
 	$(BIN)/python -m pytest -m "not slow" --nbval-lax tests notebooks
 
 docs: $(STAMP)
-	$(BIN)/python -m loaders.schemadoc > docs/SCHEMA.md
+	$(BIN)/python -m loaders.schema.doc > docs/SCHEMA.md
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
 	AUDITLENS_FUZZ=1 AUDITLENS_FUZZ_RUNS=$${RUNS:-20000} $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 # ausearch (Debian `auditd`) and msticpy (own venv) are baselines of the linux_auditd suite
-bench: $(STAMP) $(NATIVE)
+bench: $(STAMP) native
 	bash benchmarks/setup_baselines.sh
 	$(BIN)/python benchmarks/run.py --repeat 3
 

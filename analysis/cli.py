@@ -91,8 +91,8 @@ def _parse_map(items: Sequence[str]) -> dict[str, str]:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from loaders import UnknownFormat
     from loaders.base import LoadOptions
-    from loaders.ingest import Progress, discover, ingest
-    from loaders.store import Store, StoreBusy
+    from loaders.ingest.pipeline import Progress, discover, ingest
+    from loaders.store.store import Store, StoreBusy
 
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
@@ -101,7 +101,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be 1 or more")
     total = sum(p.stat().st_size for p in discover(args.paths) if p.is_file())
     bar = _Bar(total)
-    # helpers=None: a large file may use a second core (see loaders.offload)
+    # helpers=None: a large file may use a second core (see loaders.parsing.offload)
     options = LoadOptions(year=args.year, mapping=_parse_map(args.map), helpers=None)
 
     class _P(Progress):
@@ -147,8 +147,8 @@ def print_ingest_summary(report: Any, out: TextIO) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from analysis.events import store_summary
-    from loaders.store import Store
+    from loaders.store.read import store_summary
+    from loaders.store.store import Store
 
     store = Store(args.store)
     if not store.exists():
@@ -191,7 +191,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _verify(store: Any, out: TextIO) -> int:
-    from loaders.verify import verify_store
+    from loaders.store.verify import verify_store
 
     report = verify_store(store)
     print(f"\nverify: {report.parts_checked} stored files checked, {report.inputs_checked} "

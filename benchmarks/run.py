@@ -69,7 +69,7 @@ def auditd_modules() -> str:
     """Whether the measured commands ran the compiled auditd modules (loaders/native.py)."""
     from importlib.metadata import version
 
-    from loaders.native import check
+    from loaders.linux_auditd.native import check
 
     state = check()
     if state.active:

@@ -1,7 +1,14 @@
 """auditlens loaders: exported log files in, one normalized event schema out.
 
-Every built-in loader is listed once in ``_BUILTINS`` below (one import, one line); a
-duplicate name fails at import. ``loaders`` imports nothing from ``analysis``.
+The package is layered (docs/ARCHITECTURE.md): the event schema (:mod:`loaders.schema`) and
+shared parsing helpers (:mod:`loaders.parsing`) at the bottom; one module or subpackage per
+source above them, listed in :mod:`loaders.registry`; the evidence store
+(:mod:`loaders.store`), which imports the schema and no parser; and ingest orchestration
+(:mod:`loaders.ingest`), which wires the registry to the store.
+
+Importing ``loaders`` imports no parser and reads no file: each loader is imported the first
+time it is asked for (:func:`get_loader`), and all of them when a file's format must be
+detected.
 
 Example:
     >>> import loaders
@@ -16,110 +23,38 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loaders import native
-
-native.install()  # before any auditd module is imported: see loaders/native.py
-
-from loaders import k8s_audit
-from loaders import k8s_container
-from loaders import k8s_events
-from loaders import linux_auditd
-from loaders import linux_auth
-from loaders import mks_cluster
-from loaders import openstack_cadf
-from loaders import selectel_audit
-from loaders import selectel_auth
-from loaders import windows_events
 from loaders.base import Loader, LoadOptions
-from loaders.runner import REJECT_SCHEMA, FileCounts, FileRun
-from loaders.inputs import input_file, read_head, sniff_head
-from loaders.schema import event_schema, register_extras
+from loaders.registry import (
+    AmbiguousFormat,
+    UnknownFormat,
+    UnrecognizedFormat,
+    all_loaders,
+    detect,
+    get_loader,
+    sources_table,
+)
+from loaders.schema import event_schema
 
 if TYPE_CHECKING:  # pandas is imported only by load(): ingest never needs it
     import pandas as pd
 
+    from loaders.ingest.runner import FileCounts, FileRun
+
 __all__ = [
     "LOADERS", "AmbiguousFormat", "LoadOptions", "LoadResult", "Loader", "UnknownFormat",
-    "UnrecognizedFormat", "detect", "event_schema", "get_loader", "iter_batches", "load",
+    "UnrecognizedFormat", "all_loaders", "detect", "event_schema", "get_loader",
+    "iter_batches", "load", "sources_table",
 ]
 
-_BUILTINS: tuple[Loader, ...] = (
-    k8s_audit.LOADER,
-    k8s_container.LOADER,
-    k8s_events.LOADER,
-    linux_auditd.LOADER,
-    linux_auth.LOADER,
-    mks_cluster.LOADER,
-    openstack_cadf.LOADER,
-    selectel_audit.LOADER,
-    selectel_auth.LOADER,
-    windows_events.LOADER,
-)
 
-
-def _register(builtins: tuple[Loader, ...]) -> dict[str, Loader]:
-    table: dict[str, Loader] = {}
-    for loader in builtins:
-        if not loader.name or loader.name in table:
-            raise RuntimeError(f"loader name {loader.name!r} is empty or registered twice")
-        table[loader.name] = loader
-        register_extras(loader.name, loader.prefix, loader.extra_columns)
-    return table
-
-
-LOADERS: dict[str, Loader] = _register(_BUILTINS)
-
-
-class UnknownFormat(ValueError):
-    """``--format`` names no loader."""
-
-
-class UnrecognizedFormat(ValueError):
-    """No loader recognises the file."""
-
-
-class AmbiguousFormat(ValueError):
-    """More than one loader recognises the file."""
-
-
-def get_loader(name: str) -> Loader:
-    """The loader registered under ``name``.
-
-    Raises:
-        UnknownFormat: with the list of valid names.
-    """
-    try:
-        return LOADERS[name]
-    except KeyError:
-        raise UnknownFormat(
-            f"unknown format {name!r}; known formats: {', '.join(sorted(LOADERS))}"
-        ) from None
-
-
-def detect(head: bytes, name: str = "") -> Loader:
-    """The one loader whose ``sniff`` accepts this head.
-
-    Raises:
-        UnrecognizedFormat: no loader accepts it.
-        AmbiguousFormat: several do; the message lists them and the ``--format`` option.
-    """
-    head = sniff_head(head)
-    found = [ld for ld in LOADERS.values() if ld.sniff(head, name)]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise UnrecognizedFormat(
-            "no loader recognises this file; `auditlens sources` lists the formats, "
-            "--format NAME forces one"
-        )
-    raise AmbiguousFormat(
-        f"several loaders recognise this file ({', '.join(ld.name for ld in found)}); "
-        "choose one with --format NAME"
-    )
+def __getattr__(name: str) -> Any:
+    if name == "LOADERS":  # every loader by name: imports all of them, so only on demand
+        return all_loaders()
+    raise AttributeError(f"module 'loaders' has no attribute {name!r}")
 
 
 @dataclass
@@ -146,6 +81,9 @@ class LoadResult:
 
 def _run(path: str | os.PathLike[str], format: str | None, options: LoadOptions,
          ingest_id: str) -> FileRun:
+    from loaders.ingest.runner import FileRun
+    from loaders.parsing.inputs import input_file, read_head
+
     file = input_file(path)
     head = read_head(file.path)
     loader = get_loader(format) if format else detect(head, file.path.name)
@@ -177,14 +115,16 @@ def load(
     Raises:
         UnrecognizedFormat, AmbiguousFormat, UnknownFormat: see :func:`detect`.
     """
+    import pandas as pd
+
+    from loaders.store.layout import REJECT_SCHEMA
+
     run = _run(path, format, options or LoadOptions(), "adhoc-" + uuid.uuid4().hex[:8])
     events: list[pa.Table] = []
     rejects: list[pa.Table] = []
     for kind, table in run:
         (events if kind == "events" else rejects).append(table)
     ev = pa.concat_tables(events) if events else event_schema().empty_table()
-    import pandas as pd
-
     frame = ev.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     dup = frame["event_uid"].duplicated()
     counts = run.counts
@@ -195,11 +135,3 @@ def load(
     rj = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
     return LoadResult(run.loader.name, frame, rj.to_pandas(), counts, run.status, run.error,
                       run.warnings)
-
-
-def sources_table() -> list[dict[str, str]]:
-    """One row per loader: name, description, what it reads, what one record is."""
-    return [{"name": ld.name, "description": ld.description, "reads": ld.reads,
-             "record": ld.record} for ld in LOADERS.values()]
-
-

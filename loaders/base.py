@@ -7,7 +7,7 @@ yields one item per input record:
 - :class:`Reject` — a record that cannot be an event, with its line and the reason;
 - :class:`Duplicate` — a record that repeats one already yielded (e.g. a later audit stage).
 
-:class:`loaders.runner.FileRun` drives a loader over one file. Most loaders
+:class:`loaders.ingest.runner.FileRun` drives a loader over one file. Most loaders
 derive from :class:`JsonLoader` or :class:`LineLoader` and only map one record at a time;
 an exception while mapping one record rejects that record, never the file.
 """
@@ -23,8 +23,8 @@ from typing import Any, BinaryIO, ClassVar
 
 import pyarrow as pa
 
-from loaders.inputs import InputFile, Line, iter_lines, open_binary
-from loaders.jsonreader import JsonReader, JsonRecord
+from loaders.parsing.inputs import InputFile, Line, iter_lines, open_binary
+from loaders.parsing.jsonreader import JsonReader, JsonRecord
 from loaders.schema import Column
 
 
@@ -100,7 +100,7 @@ class LoadOptions:
             format: it stops with an error naming ``--format``.
         max_consecutive_rejects: a run this long of bad records anywhere stops the file.
         helpers: extra processes a loader may use for one large file (auditd maps events
-            in a helper, see :mod:`loaders.offload`). 0, the default for library calls:
+            in a helper, see :mod:`loaders.parsing.offload`). 0, the default for library calls:
             none. None: one on a machine with two cores or more, as ``auditlens ingest``
             does (a script asking for helpers must guard its entry point with
             ``if __name__ == "__main__":``, as any code that starts processes).
@@ -154,7 +154,7 @@ class Source:
             self.warnings.append(message)
 
     def lines(self) -> Iterator[Line]:
-        """The file's lines (see :func:`loaders.inputs.iter_lines`)."""
+        """The file's lines (see :func:`loaders.parsing.inputs.iter_lines`)."""
         with self.binary() as fh:
             for line in iter_lines(fh, self.head):
                 if self.stopped:
@@ -162,7 +162,7 @@ class Source:
                 yield line
 
     def json_records(self) -> Iterator[JsonRecord]:
-        """The file's JSON values in any export shape (see :mod:`loaders.jsonreader`)."""
+        """The file's JSON values in any export shape (see :mod:`loaders.parsing.jsonreader`)."""
         with self.binary() as fh:
             reader = JsonReader(fh, self.head)
             for record in reader:

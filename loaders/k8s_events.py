@@ -31,14 +31,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, JsonLoader, Parsed, Reject
-from loaders.jsonreader import JsonRecord
-from loaders.k8s_batch import batch_items
-from loaders.k8s_batch import dig as _dig
-from loaders.schema import TIMESTAMP, Column
-from loaders.timeutil import TimeError, parse_iso
+from loaders.parsing.batch_items import batch_items
+from loaders.parsing.batch_items import dig as _dig
+from loaders.parsing.jsonreader import JsonRecord
+from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.schema.extras import K8S_EVENTS
 
 _OUTCOME = {"Warning": "failure", "Normal": "success"}
 _LAST = (("series", "lastObservedTime"), ("lastTimestamp",), ("deprecatedLastTimestamp",),
@@ -80,19 +78,9 @@ class K8sEventsLoader(JsonLoader):
     description = "Kubernetes cluster events"
     reads = ("kubectl get events -o json (core/v1 EventList, events.k8s.io/v1), watch streams "
              "({type, object} per line), GKE event-exporter jsonPayload entries")
-    prefix = "k8s_"
+    prefix = K8S_EVENTS.prefix
     record = "Event (a list counts each item)"
-    extra_columns = (
-        Column("k8s_event_type", pa.string(), "event type: Normal or Warning"),
-        Column("k8s_event_count", pa.int64(), "how many times the event was seen (count, "
-               "series.count or deprecatedCount)"),
-        Column("k8s_event_source", pa.string(),
-               "reporting component (source.component / reportingController)"),
-        Column("k8s_event_first_seen", TIMESTAMP, "first observation (eventTime / firstTimestamp)"),
-        Column("k8s_involved_kind", pa.string(), "kind of the object the event is about"),
-        Column("k8s_name", pa.string(), "name of the object the event is about"),
-        Column("k8s_watch_type", pa.string(), "watch stream change: ADDED, MODIFIED, DELETED"),
-    )
+    extra_columns = K8S_EVENTS.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = head[:16384]

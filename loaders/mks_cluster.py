@@ -21,13 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, JsonLoader, Parsed, Reject
-from loaders.jsonreader import JsonRecord
-from loaders.k8s_batch import batch_items
-from loaders.schema import TIMESTAMP, Column
-from loaders.timeutil import TimeError, parse_iso
+from loaders.parsing.batch_items import batch_items
+from loaders.parsing.jsonreader import JsonRecord
+from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.schema.extras import MKS_CLUSTER
 
 # documented task types -> what they do (for the message); unknown types are kept as given
 TASK_TYPES: dict[str, str] = {
@@ -61,17 +59,9 @@ class MksClusterLoader(JsonLoader):
     description = "Managed Kubernetes cluster operations (Selectel MKS tasks)"
     reads = ('cluster tasks JSON: {"tasks": [...]}, one {"task": {...}} per line, bare task '
              "objects or an array of them")
-    prefix = "mks_"
+    prefix = MKS_CLUSTER.prefix
     record = "task (a list counts each task)"
-    extra_columns = (
-        Column("mks_task_id", pa.string(), "task id"),
-        Column("mks_cluster_id", pa.string(), "cluster id"),
-        Column("mks_nodegroup_id", pa.string(), "node group id, for node-group tasks"),
-        Column("mks_status", pa.string(), "task status as given (IN_PROGRESS, DONE, ERROR, …)"),
-        Column("mks_updated_at", TIMESTAMP, "when the task was last updated"),
-        Column("mks_duration_seconds", pa.float64(),
-               "updated_at - started_at for finished (DONE/ERROR) tasks"),
-    )
+    extra_columns = MKS_CLUSTER.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = head[:8192]

@@ -19,14 +19,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, JsonLoader, Parsed, Reject
-from loaders.cloud_fields import canonical_ip, text_or_none
-from loaders.inputs import text_head
-from loaders.jsonreader import JsonRecord
-from loaders.schema import Column
-from loaders.timeutil import TimeError, parse_iso
+from loaders.parsing.cloud_fields import canonical_ip, text_or_none
+from loaders.parsing.inputs import text_head
+from loaders.parsing.jsonreader import JsonRecord
+from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.schema.extras import OPENSTACK_CADF
 
 OUTCOMES: dict[str, str] = {"success": "success", "failure": "failure", "pending": "unknown",
                             "unknown": "unknown"}
@@ -111,28 +109,8 @@ class OpenStackCadfLoader(JsonLoader):
     description = "OpenStack CADF audit events (Keystone, keystonemiddleware audit)"
     reads = ("CADF events as JSON / JSON Lines / arrays: bare, in oslo notification "
              "envelopes (payload), or oslo.messaging v2 {\"oslo.message\": \"...\"}")
-    prefix = "cadf_"
-    extra_columns = (
-        Column("cadf_event_id", pa.string(), "CADF id (shared by a request/response pair)"),
-        Column("cadf_event_type", pa.string(), "CADF eventType: activity, monitor, control"),
-        Column("cadf_outcome", pa.string(), "CADF outcome as written"),
-        Column("cadf_reason_code", pa.string(), "reason.reasonCode (HTTP status)"),
-        Column("cadf_reason_type", pa.string(), "reason.reasonType"),
-        Column("cadf_initiator_type", pa.string(), "initiator.typeURI"),
-        Column("cadf_project_id", pa.string(), "initiator.project_id"),
-        Column("cadf_domain_id", pa.string(), "initiator.domain_id"),
-        Column("cadf_identity_provider", pa.string(),
-               "initiator.credential.identity_provider (federation)"),
-        Column("cadf_target_id", pa.string(), "target.id"),
-        Column("cadf_observer_id", pa.string(), "observer.id"),
-        Column("cadf_observer_type", pa.string(), "observer.typeURI"),
-        Column("cadf_request_path", pa.string(), "requestPath (keystonemiddleware)"),
-        Column("cadf_correlation_id", pa.string(), "tags correlation_id?value=…"),
-        Column("cadf_resource_info", pa.string(), "resource_info (Keystone)"),
-        Column("cadf_notification_type", pa.string(), "envelope event_type"),
-        Column("cadf_publisher_id", pa.string(), "envelope publisher_id"),
-        Column("cadf_message_id", pa.string(), "envelope message_id"),
-    )
+    prefix = OPENSTACK_CADF.prefix
+    extra_columns = OPENSTACK_CADF.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = text_head(head[:8192])

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from loaders import linux_auditd, native
 from loaders.base import LoadOptions
+from loaders.linux_auditd import loader as linux_auditd
+from loaders.linux_auditd import native
 from tests.test_linux_auditd_fast import _table
 
 OPTIONS = {"default": LoadOptions(),

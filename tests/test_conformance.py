@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import loaders
-from loaders.inputs import read_head
+from loaders.parsing.inputs import read_head
 from loaders.schema import event_schema, validate
 from tests.conftest import provenance_rows
 

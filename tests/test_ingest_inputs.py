@@ -15,8 +15,8 @@ import pytest
 import loaders
 from analysis import read_events
 from loaders.base import LoadOptions
-from loaders.ingest import ingest
-from loaders.store import Store
+from loaders.ingest.pipeline import ingest
+from loaders.store.store import Store
 from tests.helpers import K8S_AUDIT, write_k8s_copy
 
 

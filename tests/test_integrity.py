@@ -11,9 +11,9 @@ import pytest
 
 from analysis import read_events
 from analysis.cli import main
-from loaders.ingest import ingest
-from loaders.store import Store
-from loaders.verify import verify_store
+from loaders.ingest.pipeline import ingest
+from loaders.store.store import Store
+from loaders.store.verify import verify_store
 from tests.helpers import K8S_AUDIT, write_k8s_copy
 
 

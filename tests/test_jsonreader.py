@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from loaders.jsonreader import JsonReader
+from loaders.parsing.jsonreader import JsonReader
 from tests.helpers import k8s_audit_events
 
 EVENTS = k8s_audit_events()[:5]

@@ -12,10 +12,10 @@ import pytest
 
 import loaders
 from loaders.base import Duplicate, Parsed, Reject
-from loaders.k8s_audit import categorize, outcome
-from loaders.k8s_audit_details import StageMerger, request_details
-from loaders.k8s_audit_wrappers import parse_method, parse_resource_name
-from loaders.k8s_batch import element_spans
+from loaders.k8s_audit.details import StageMerger, request_details
+from loaders.k8s_audit.loader import categorize, outcome
+from loaders.k8s_audit.wrappers import parse_method, parse_resource_name
+from loaders.parsing.batch_items import element_spans
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "k8s-audit"

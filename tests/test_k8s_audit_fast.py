@@ -18,12 +18,12 @@ import pyarrow as pa
 import pytest
 
 import loaders
-import loaders.jsonl_blocks as blocks
-import loaders.k8s_audit_fast as fast
+import loaders.k8s_audit.fast as fast
+import loaders.parsing.jsonl_blocks as blocks
 from loaders.base import LoadOptions, ParsedTable
-from loaders.inputs import input_file, read_head
-from loaders.k8s_audit_details import StageMerger
-from loaders.runner import FileRun
+from loaders.ingest.runner import FileRun
+from loaders.k8s_audit.details import StageMerger
+from loaders.parsing.inputs import input_file, read_head
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "k8s-audit").iterdir())
 FALCO = Path(__file__).parent / "fixtures" / "k8s-audit" / "falco_trace_files_k8s_audit.jsonl"

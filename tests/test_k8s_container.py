@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import loaders
-from loaders import k8s_container
-from loaders.k8s_container import PathInfo, lift, path_info
+from loaders.k8s_container import loader as k8s_container
+from loaders.k8s_container.loader import PathInfo, lift, path_info
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "k8s-container"

@@ -13,11 +13,12 @@ import pyarrow as pa
 import pytest
 
 import loaders
-from loaders import k8s_container, k8s_container_fast
 from loaders.base import Item, LoadOptions, Source
-from loaders.k8s_container import lift
-from loaders.k8s_container_lift import lifted
-from loaders.k8s_container_split import epoch_micros
+from loaders.k8s_container import fast as k8s_container_fast
+from loaders.k8s_container import loader as k8s_container
+from loaders.k8s_container.lift import lifted
+from loaders.k8s_container.loader import lift
+from loaders.k8s_container.split import epoch_micros
 
 STAMPS = [
     "2024-05-01T10:00:00Z", "2024-05-01T10:00:00.1Z", "2024-05-01T10:00:00.123456789Z",

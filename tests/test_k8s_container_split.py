@@ -12,10 +12,11 @@ import pyarrow as pa
 import pytest
 
 import loaders
-from loaders import k8s_container, k8s_container_fast
 from loaders.base import Item, LoadOptions, Source
-from loaders.k8s_container import lift
-from loaders.k8s_container_lift import lifted
+from loaders.k8s_container import fast as k8s_container_fast
+from loaders.k8s_container import loader as k8s_container
+from loaders.k8s_container.lift import lifted
+from loaders.k8s_container.loader import lift
 from tests.conftest import FIXTURES
 
 FIXTURE_FILES = sorted(p for p in (FIXTURES / "k8s-container").rglob("*")

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import loaders
-from loaders.linux_auditd_events import Assembler, assemble_argv
-from loaders.linux_auditd_fields import (
+from loaders.linux_auditd.events import Assembler, assemble_argv
+from loaders.linux_auditd.fields import (
     canonical_ip,
     decode_proctitle,
     decode_sockaddr,
@@ -379,8 +379,8 @@ def test_parsing_makes_no_reference_cycles_and_restores_the_collector(
     import gc
     from dataclasses import replace
 
-    from loaders import linux_auditd
     from loaders.base import LoadOptions
+    from loaders.linux_auditd import loader as linux_auditd
     from tests.test_linux_auditd_fast import ALL, _table, _variants
 
     monkeypatch.setattr(linux_auditd, "OFFLOAD_BYTES", 0)  # helpers for every file

@@ -1,9 +1,9 @@
 """linux_auditd fast paths give exactly the values of the plain line-by-line path.
 
 The fast paths: blocks of record lines with headers split by one regex
-(:mod:`loaders.linux_auditd_read`), the plain-body tokenizer (:mod:`loaders.linux_auditd_split`),
-the record cache (:class:`~loaders.linux_auditd_fields.RecordParser`) and the memos of
-:mod:`loaders.linux_auditd_map`. Each test turns them off (every line read alone, every body
+(:mod:`loaders.linux_auditd.read`), the plain-body tokenizer (:mod:`loaders.linux_auditd.split`),
+the record cache (:class:`~loaders.linux_auditd.fields.RecordParser`) and the memos of
+:mod:`loaders.linux_auditd.map`. Each test turns them off (every line read alone, every body
 split by the general regex, nothing cached) and compares whole tables, on every fixture and
 on hostile variants of them.
 """
@@ -19,13 +19,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from loaders import linux_auditd_fields, linux_auditd_map, linux_auditd_read, native
 from loaders.base import LoadOptions
-from loaders.inputs import Line, decode_line, input_file, iter_lines, read_head
-from loaders.linux_auditd import LOADER
-from loaders.linux_auditd_fields import _split_general, split_fields
-from loaders.linux_auditd_split import split_simple
-from loaders.runner import FileRun
+from loaders.ingest.runner import FileRun
+from loaders.linux_auditd import fields as linux_auditd_fields
+from loaders.linux_auditd import map as linux_auditd_map
+from loaders.linux_auditd import native
+from loaders.linux_auditd import read as linux_auditd_read
+from loaders.linux_auditd.fields import _split_general, split_fields
+from loaders.linux_auditd.loader import LOADER
+from loaders.linux_auditd.split import split_simple
+from loaders.parsing.inputs import Line, decode_line, input_file, iter_lines, read_head
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "linux-auditd"
@@ -90,7 +93,7 @@ def _both(path: Path, options: LoadOptions, monkeypatch: pytest.MonkeyPatch) -> 
     with monkeypatch.context() as m:
         m.setattr(linux_auditd_read, "_block", lambda first, data: None)
         m.setattr(linux_auditd_fields, "split_simple", lambda body: None)
-        m.setattr("loaders.linux_auditd.RecordParser", _NoCache)
+        m.setattr("loaders.linux_auditd.loader.RecordParser", _NoCache)
         m.setattr(linux_auditd_map, "_execve",
                   lambda by_type: linux_auditd_map._argv(by_type["EXECVE"]))
         m.setattr(linux_auditd_map, "_path_list",

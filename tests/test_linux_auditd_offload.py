@@ -1,7 +1,7 @@
 """linux_auditd with helper processes gives exactly what one process gives.
 
 Large files are assembled in the reading process and mapped in helpers
-(:mod:`loaders.linux_auditd_offload`, :class:`loaders.offload.Ahead`). Here the size
+(:mod:`loaders.linux_auditd.offload`, :class:`loaders.parsing.offload.Ahead`). Here the size
 threshold is lifted and chunks are made tiny, so every fixture and hostile variant crosses
 many chunk boundaries, rejects fall between chunks, and the runner's stop rules fire with
 chunks in flight; tables, rejects and counts must equal those of the one-process run.
@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-import loaders.offload as offload
+import loaders.parsing.offload as offload
 from analysis.cli import main
-from analysis.events import read_events
 from benchmarks.harness import ingest_cmd, run_measured
-from loaders import linux_auditd
 from loaders.base import LoadOptions
-from loaders.offload import Ahead, helpers_for
+from loaders.linux_auditd import loader as linux_auditd
+from loaders.parsing.offload import Ahead, helpers_for
+from loaders.store.read import read_events
 from tests.test_linux_auditd_fast import ALL, _table, _variants
 
 

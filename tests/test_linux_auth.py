@@ -13,8 +13,8 @@ import pytest
 
 import loaders
 from loaders.base import LoadOptions
-from loaders.linux_auth import YearGuesser
-from loaders.linux_auth_messages import interpret
+from loaders.linux_auth.loader import YearGuesser
+from loaders.linux_auth.messages import interpret
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "linux-auth"

@@ -1,5 +1,5 @@
-"""The compiled auditd modules (loaders/native.py) give exactly what the Python source gives,
-and are used only while they match it.
+"""The compiled auditd modules (loaders/linux_auditd/native.py) give exactly what the Python
+source gives, and are used only while they match it.
 
 ``make test`` builds them first and sets ``AUDITLENS_REQUIRE_NATIVE=1``, so a missing or
 broken build fails here instead of being skipped.
@@ -7,9 +7,9 @@ broken build fails here instead of being skipped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from loaders import native
+from loaders.linux_auditd import native
 from tests.conftest import ROOT
 from tests.test_linux_auditd_fast import ALL, _variants
 
@@ -26,42 +26,88 @@ SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
 
 def _fake_build(tmp_path: Path) -> tuple[Path, Path]:
-    """A package of two sources and a build manifest that matches them."""
-    pkg, out = tmp_path / "pkg", tmp_path / "native"
+    """A project whose compiled module ``loaders.x.a`` imports ``loaders.x.b``, beside a module
+    ``loaders.y`` it does not import, and a build manifest that matches them."""
+    root, out = tmp_path / "root", tmp_path / "native"
     (out / "loaders").mkdir(parents=True)
-    pkg.mkdir()
-    (pkg / "a.py").write_text("A = 1\n")
+    pkg = root / "loaders" / "x"
+    pkg.mkdir(parents=True)
+    (root / "loaders" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from loaders.x.b import B\n\nA = B + 1\n")
     (pkg / "b.py").write_text("B = 2\n")
+    (root / "loaders" / "y.py").write_text("Y = 3\n")
     (out / "loaders" / f"a{SUFFIX}").write_bytes(b"")
-    manifest = {"ext_suffix": SUFFIX, "files": {"loaders.a": f"loaders/a{SUFFIX}"},
-                "sources": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                            for p in pkg.glob("*.py")}}
+    covered = native.covered_modules(root, ("loaders.x.a",))
+    manifest = {"ext_suffix": SUFFIX, "files": {"loaders.x.a": f"loaders/a{SUFFIX}"},
+                "sources": native.source_hashes(covered, root)}
     (out / native.MANIFEST).write_text(json.dumps(manifest))
-    return out, pkg
+    return out, root
+
+
+def test_the_build_covers_the_compiled_modules_and_what_they_import(tmp_path: Path) -> None:
+    _, root = _fake_build(tmp_path)
+    assert list(native.covered_modules(root, ("loaders.x.a",))) == ["loaders.x.a", "loaders.x.b"]
+    real = native.covered_modules()
+    assert set(native.COMPILED) <= set(real)
+    assert {"loaders.base", "loaders.schema", "loaders.linux_auditd.rows"} <= set(real)
+    others = [n for n in real if not n.startswith(("loaders.linux_auditd.", "loaders.base",
+                                                   "loaders.schema", "loaders.parsing."))]
+    assert others == []  # no other source's parser, nothing of the store or ingest
+    assert not any(n.startswith(("loaders.k8s", "loaders.windows", "loaders.store"))
+                   for n in real)
 
 
 def test_a_build_that_matches_its_sources_is_used(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(native.ENV, raising=False)
-    out, pkg = _fake_build(tmp_path)
-    state = native.check(out, pkg)
-    assert state.active and state.modules == {"loaders.a": out / "loaders" / f"a{SUFFIX}"}
+    out, root = _fake_build(tmp_path)
+    state = native.check(out, root)
+    assert state.active and state.modules == {"loaders.x.a": out / "loaders" / f"a{SUFFIX}"}
 
 
-def test_an_edited_source_turns_the_build_off(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_an_edit_the_build_depends_on_turns_it_off(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(native.ENV, raising=False)
-    out, pkg = _fake_build(tmp_path)
-    (pkg / "b.py").write_text("B = 3\n")  # not a compiled module: its constants may be inlined
-    state = native.check(out, pkg)
+    out, root = _fake_build(tmp_path)
+    b = root / "loaders" / "x" / "b.py"
+    b.write_text("B = 3\n")  # imported by a compiled module: its constants may be inlined
+    state = native.check(out, root)
     assert not state.active
-    assert state.reason == "loader sources changed since the build: b.py"
-    (pkg / "b.py").unlink()
-    assert native.check(out, pkg).reason == "loader sources changed since the build: b.py"
-    (pkg / "b.py").write_text("B = 2\n")
-    assert native.check(out, pkg).active
-    (pkg / "c.py").write_text("C = 4\n")  # a module the build has never seen
-    assert native.check(out, pkg).reason == "loader sources changed since the build: c.py"
+    assert state.reason == "loader sources changed since the build: loaders/x/b.py"
+    b.unlink()
+    assert native.check(out, root).reason == state.reason  # deleted counts as edited
+    b.write_text("B = 2\n")
+    assert native.check(out, root).active
+    (root / "loaders" / "y.py").write_text("Y = 4\n")  # not imported by the build
+    (root / "loaders" / "z.py").write_text("Z = 5\n")  # a module the build has never seen
+    assert native.check(out, root).active
+
+
+def test_editing_another_loader_leaves_the_compiled_build_in_use(tmp_path: Path) -> None:
+    """A copy of the project with a Kubernetes loader and the store edited still imports the
+    compiled auditd modules; with loaders/base.py edited (imported by them) it does not."""
+    if not native.check().active:
+        pytest.skip(f"no usable build: {native.check().reason}")
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT / "loaders", copy / "loaders",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for rel in ("loaders/k8s_audit/loader.py", "loaders/store/store.py"):
+        with (copy / rel).open("a") as fh:
+            fh.write("\n# edited after the build\n")
+    probe = ("import loaders; from loaders.linux_auditd import native; "
+             "loaders.get_loader('linux_auditd'); print(native.active(), native.STATE.reason)")
+    env = {k: v for k, v in os.environ.items() if k != native.ENV}
+    env["PYTHONPATH"] = str(copy)
+
+    def run() -> str:
+        return subprocess.run([sys.executable, "-c", probe], cwd=copy, env=env, text=True,
+                              capture_output=True, check=True).stdout.strip()
+
+    assert run() == "True compiled build matches the source"
+    with (copy / "loaders" / "base.py").open("a") as fh:
+        fh.write("\n# edited after the build\n")
+    assert run() == "False loader sources changed since the build: loaders/base.py"
 
 
 def test_other_reasons_to_use_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

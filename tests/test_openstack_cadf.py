@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import loaders
-from loaders.inputs import read_head
 from loaders.openstack_cadf import LOADER, categorize, outcome
+from loaders.parsing.inputs import read_head
 
 DIR = Path(__file__).parent / "fixtures" / "openstack-cadf"
 PLACE = ["raw", "source_file", "source_line", "ingest_id"]

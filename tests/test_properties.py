@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loaders
-from loaders.jsonreader import JsonReader
+from loaders.parsing.jsonreader import JsonReader
 from tests.test_hostile import NAMES, _check, fixture_of
 
 NAME = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,

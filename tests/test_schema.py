@@ -8,7 +8,7 @@ import pytest
 
 import loaders
 from loaders.schema import CORE_NAMES, SchemaError, event_schema, validate
-from loaders.schemadoc import render
+from loaders.schema.doc import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def test_imports_resolve_to_this_checkout() -> None:
 
 def test_schema_doc_is_current() -> None:
     assert (ROOT / "docs" / "SCHEMA.md").read_text() == render(), (
-        "regenerate with: python -m loaders.schemadoc > docs/SCHEMA.md"
+        "regenerate with: python -m loaders.schema.doc > docs/SCHEMA.md"
     )
 
 
@@ -63,8 +63,8 @@ def test_validate_refuses_events_without_uid() -> None:
 
 def test_a_loader_may_yield_arrow_tables(tmp_path: Path) -> None:
     from loaders.base import Loader, LoadOptions, ParsedTable, Reject
-    from loaders.inputs import input_file
-    from loaders.runner import FileRun
+    from loaders.ingest.runner import FileRun
+    from loaders.parsing.inputs import input_file
 
     class TwoWays(Loader):
         name = "k8s_audit"  # reuse a registered name and its k8s_ columns

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import loaders
-from loaders.inputs import read_head
-from loaders.selectel_audit import LOADER
-from loaders.selectel_audit_fields import categorize, flatten, outcome
+from loaders.parsing.inputs import read_head
+from loaders.selectel_audit.fields import categorize, flatten, outcome
+from loaders.selectel_audit.loader import LOADER
 
 DIR = Path(__file__).parent / "fixtures" / "selectel-audit"
 # columns that depend on where a record was read, not on the event

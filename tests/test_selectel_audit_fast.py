@@ -16,11 +16,11 @@ import pyarrow as pa
 import pytest
 
 import loaders
-import loaders.jsonl_blocks as jsonl_blocks
-import loaders.selectel_audit as sa
+import loaders.parsing.jsonl_blocks as jsonl_blocks
+import loaders.selectel_audit.loader as sa
 from loaders.base import LoadOptions, ParsedTable
-from loaders.inputs import input_file, read_head
-from loaders.runner import FileRun
+from loaders.ingest.runner import FileRun
+from loaders.parsing.inputs import input_file, read_head
 
 FIXTURE = Path(__file__).parent / "fixtures" / "selectel-audit" / "events.txt"
 BASE: dict[str, Any] = {

@@ -9,14 +9,14 @@ import pytest
 
 import loaders
 from loaders.base import LoadOptions
-from loaders.inputs import read_head
-from loaders.selectel_auth import LOADER
-from loaders.selectel_auth_columns import (
+from loaders.parsing.inputs import read_head
+from loaders.selectel_auth.headers import (
     MissingColumnsError,
     match_columns,
     parse_time,
     result_outcome,
 )
+from loaders.selectel_auth.loader import LOADER
 
 DIR = Path(__file__).parent / "fixtures" / "selectel-auth"
 CHROME = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like "

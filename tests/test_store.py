@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import read_events, read_manifest, read_rejects
-from loaders.ingest import DEFER_HASH_BYTES, ingest
+from loaders.ingest.pipeline import DEFER_HASH_BYTES, ingest
 from loaders.schema import event_schema
-from loaders.staging import SMALL_DAY_ROWS, _event_file_options
-from loaders.store import Store
+from loaders.store.staging import SMALL_DAY_ROWS, _event_file_options
+from loaders.store.store import Store
 from tests.helpers import K8S_AUDIT, write_k8s_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,7 +230,8 @@ def test_staged_rows_split_by_utc_day_as_strftime_would() -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from loaders.staging import UNKNOWN_DATE, _by_day
+    from loaders.store.layout import UNKNOWN_DATE
+    from loaders.store.staging import _by_day
 
     stamps = [datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), None,
               datetime(1970, 1, 1, tzinfo=UTC), datetime(1601, 1, 1, tzinfo=UTC),

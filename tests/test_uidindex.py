@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import loaders.store as store_module
+import loaders.store.store as store_module
 from analysis import read_events
 from loaders.base import make_uid
-from loaders.ingest import ingest
-from loaders.runner import table_uids
-from loaders.store import Store
-from loaders.uidindex import UidIndex, fingerprints
+from loaders.ingest.pipeline import ingest
+from loaders.ingest.runner import table_uids
+from loaders.store.store import Store
+from loaders.store.uidindex import UidIndex, fingerprints
 from tests.helpers import write_k8s_copy
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import loaders
-from loaders.windows_events import LOADER
-from loaders.windows_events_model import WinEvent, canonical_ip, to_int
-from loaders.windows_events_xml import XmlSplitter, parse_event_xml
+from loaders.windows_events.from_xml import XmlSplitter, parse_event_xml
+from loaders.windows_events.loader import LOADER
+from loaders.windows_events.model import WinEvent, canonical_ip, to_int
 
 DIR = Path(__file__).parent / "fixtures" / "windows-sysmon"
 PSEXEC_EVTX = DIR / "ID11_13_17_18-PSexec_as_system_execution.evtx"
@@ -513,7 +513,7 @@ def test_shapes(channel: str, event_id: int, data: dict[str, Any],
 
 
 def test_xmltodict_and_unnamed_evtx_json() -> None:
-    from loaders.windows_events_json import from_json_value
+    from loaders.windows_events.from_json import from_json_value
 
     ev = from_json_value({"Event": {
         "@xmlns": "http://schemas.microsoft.com/win/2004/08/events/event",
@@ -538,7 +538,7 @@ def test_xmltodict_and_unnamed_evtx_json() -> None:
 
 
 def test_sentinel_event_table_xml_eventdata_and_refused_dtd() -> None:
-    from loaders.windows_events_json import from_json_value
+    from loaders.windows_events.from_json import from_json_value
 
     ev = from_json_value({
         "TimeGenerated": "2024-01-01T00:00:00Z", "EventLog": "Microsoft-Windows-Sysmon/Operational",
@@ -562,7 +562,7 @@ def test_sentinel_event_table_xml_eventdata_and_refused_dtd() -> None:
 
 
 def test_task_command_plain_escaped_and_refused() -> None:
-    from loaders.windows_events_shapes import task_command
+    from loaders.windows_events.shapes import task_command
 
     task = ('<?xml version="1.0" encoding="UTF-16"?>\r\n<Task xmlns="http://schemas.microsoft.com/'
             'windows/2004/02/mit/task"><Actions Context="Author"><Exec><Command>cmd.exe</Command>'

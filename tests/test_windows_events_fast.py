@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 import loaders
-import loaders.windows_events as we
-from loaders.windows_events_evtx import EvtxRecord, iter_evtx
-from loaders.windows_events_fast import map_batch
+import loaders.windows_events.loader as we
+from loaders.windows_events.fast import map_batch
+from loaders.windows_events.from_evtx import EvtxRecord, iter_evtx
 
 DIR = Path(__file__).parent / "fixtures" / "windows-sysmon"
 SYSMON = DIR / "evtx-rs_sysmon.evtx"
@@ -180,7 +180,7 @@ def test_fast_path_equals_per_record_path_on_edited_records(
 
 
 def test_system_pattern_captures_what_json_loads_reads() -> None:
-    from loaders.windows_events_fast_text import SYSTEM_FIELDS, _split
+    from loaders.windows_events.fast_text import SYSTEM_FIELDS, _split
 
     records = _edited_records()
     rows, _eds, _has_ed, hazard = _split([r.text for r in records])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from loaders.inputs import InputFile, read_head
+from loaders.parsing.inputs import InputFile, read_head
 
 _CHUNK = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""Ingest: files, directories and archives into a :class:`~loaders.store.Store`.
+"""Ingest: files, directories and archives into a :class:`~loaders.store.store.Store`.
 
 Each input file goes through: hash (skip if already stored) → detect its loader (or take
 ``format``) → parse into staged Parquet (in a worker process when ``jobs > 1``) → commit in
@@ -19,13 +19,13 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import loaders
-from loaders.archives import ArchiveError, Refused, archive_kind, iter_archive
 from loaders.base import LoadOptions
-from loaders.inputs import InputFile, input_file, read_head
-from loaders.runner import FileRun
+from loaders.ingest.archives import ArchiveError, Refused, archive_kind, iter_archive
+from loaders.ingest.runner import FileRun
+from loaders.parsing.inputs import InputFile, input_file, read_head
 from loaders.schema import CORE_NAMES
-from loaders.staging import write_staged
-from loaders.store import Commit, Store, new_ingest_id, sha256_file, tool_version
+from loaders.store.staging import write_staged
+from loaders.store.store import Commit, Store, new_ingest_id, sha256_file, tool_version
 
 DEFER_HASH_BYTES = 4 << 20  # smaller files are hashed before parsing: cheap, no thread
 RELEASE_MEMORY_BYTES = 16 << 20  # after smaller files, a full gc (~25 ms) is not worth it

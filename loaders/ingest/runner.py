@@ -28,8 +28,9 @@ from loaders.base import (
     Source,
     make_uid,
 )
-from loaders.inputs import InputFile
+from loaders.parsing.inputs import InputFile
 from loaders.schema import SchemaError, event_schema, validate
+from loaders.store.layout import REJECT_SCHEMA
 
 EXCERPT_CHARS = 200
 
@@ -81,15 +82,6 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 # what converting a value to its column's Arrow type can raise
 _UNSTORABLE = (pa.ArrowException, SchemaError, UnicodeError, OverflowError, TypeError, ValueError)
-
-REJECT_SCHEMA = pa.schema([
-    ("ingest_id", pa.string()),
-    ("source", pa.string()),
-    ("source_file", pa.string()),
-    ("source_line", pa.int64()),
-    ("reason", pa.string()),
-    ("excerpt", pa.string()),
-])
 
 
 @dataclass

@@ -1,9 +1,9 @@
-"""Column mapping of the vectorized ``k8s_audit`` path (see :mod:`loaders.k8s_audit_fast`).
+"""Column mapping of the vectorized ``k8s_audit`` path (see :mod:`loaders.k8s_audit.fast`).
 
 Each column is computed with Arrow compute to exactly what :meth:`K8sAuditLoader.event` gives
 a bare Event; rows it cannot match exactly are marked odd and left to that per-event path.
 Categories and outcomes call the per-event functions once per distinct combination; the
-request details follow :func:`~loaders.k8s_audit_details.request_details` with list kernels
+request details follow :func:`~loaders.k8s_audit.details.request_details` with list kernels
 (``tests/test_k8s_audit_fast.py`` compares both on pod specs and role bindings).
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.jsonl_blocks import BLANK_TEXT, ISO_TEXT
-from loaders.k8s_audit import categorize, outcome
-from loaders.k8s_audit_details import _BINDINGS, _POD_SPEC_PATHS
+from loaders.k8s_audit.details import _BINDINGS, _POD_SPEC_PATHS
+from loaders.k8s_audit.loader import categorize, outcome
+from loaders.parsing.jsonl_blocks import BLANK_TEXT, ISO_TEXT
 
 # Python's decoder fails at a depth of ~1000 minus the caller's stack depth (Arrow has no
 # limit): a row with more opening brackets than this may be too deep for it
@@ -231,7 +231,7 @@ def _event(col: dict[str, pa.Array], verb: pa.Array, resource: pa.Array, src_ip:
 
 
 def _details(request: pa.Array, resource: pa.Array) -> dict[str, pa.Array]:
-    """The columns of :func:`~loaders.k8s_audit_details.request_details` (null where the
+    """The columns of :func:`~loaders.k8s_audit.details.request_details` (null where the
     row has no such details)."""
     out: dict[str, pa.Array] = {}
     for path in dict.fromkeys(_POD_SPEC_PATHS.values()):
@@ -281,7 +281,7 @@ def _group_join(values: pa.Array, parents: np.ndarray, n: int) -> pa.Array:
 
 
 def _pod_spec(spec: pa.Array, rows: np.ndarray) -> dict[str, pa.Array]:
-    """:func:`~loaders.k8s_audit_details.pod_spec_details` of the pod specs in ``rows``."""
+    """:func:`~loaders.k8s_audit.details.pod_spec_details` of the pod specs in ``rows``."""
     selected = pa.array(rows)
     out = {k: pc.if_else(selected, pc.fill_null(_field(spec, k), False), pa.scalar(None,
                                                                                 pa.bool_()))

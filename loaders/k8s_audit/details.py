@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from loaders.base import Duplicate, Item, Parsed
-from loaders.k8s_batch import dig as _dig
+from loaders.parsing.batch_items import dig as _dig
 
 PENDING_WINDOW = 5000
 REMEMBERED_IDS = 100_000
@@ -112,7 +112,7 @@ def request_details(resource: str, request: Any) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class TableRows:
-    """The rows of one fast-path table (:mod:`loaders.k8s_audit_fast`), as the merger sees
+    """The rows of one fast-path table (:mod:`loaders.k8s_audit.fast`), as the merger sees
     them: each row's line, ``k8s_stage`` and auditID (None: not merged)."""
 
     table: Any

@@ -2,11 +2,11 @@
 
 The per-event path costs ~45 µs an event in Python (JSON decoding, ~30 columns of small
 conversions, one row dict). For a UTF-8 file whose first line is a bare Event, blocks of
-lines are parsed by Arrow's JSON reader against :data:`loaders.k8s_audit_columns.SCHEMA` and
-mapped with Arrow compute to the same column values (:mod:`loaders.k8s_audit_columns`).
+lines are parsed by Arrow's JSON reader against :data:`loaders.k8s_audit.columns.SCHEMA` and
+mapped with Arrow compute to the same column values (:mod:`loaders.k8s_audit.columns`).
 
 Exactness comes from refusing, never guessing (the reading machinery is that of
-:mod:`loaders.selectel_audit_fast`):
+:mod:`loaders.selectel_audit.fast`):
 
 - Arrow's reader is strict about the declared types: a number where text is declared, a
   request body that is not an object, a duplicate key, a lone surrogate, a batch key
@@ -18,8 +18,8 @@ Exactness comes from refusing, never guessing (the reading machinery is that of
 - A block that is not one JSON object per line hands the rest of the file to the shared
   reader.
 
-Every row, fast or not, passes through the same :class:`~loaders.k8s_audit_details.StageMerger`
-in input order (fast rows as :class:`~loaders.k8s_audit_details.TableRow`), so stage merging,
+Every row, fast or not, passes through the same :class:`~loaders.k8s_audit.details.StageMerger`
+in input order (fast rows as :class:`~loaders.k8s_audit.details.TableRow`), so stage merging,
 duplicates and their messages are those of the per-event path. Runs of rows the merger lets
 through are yielded as :class:`~loaders.base.ParsedTable` items.
 """
@@ -35,8 +35,11 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from loaders.base import Duplicate, Item, Parsed, ParsedTable, Source
-from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import (
+from loaders.k8s_audit.columns import SCHEMA, columns
+from loaders.k8s_audit.details import StageMerger, TableRow, TableRows
+from loaders.k8s_audit.wrappers import is_event
+from loaders.parsing.inputs import detect_encoding
+from loaders.parsing.jsonl_blocks import (
     CleanBlock,
     MapValue,
     Rest,
@@ -45,9 +48,6 @@ from loaders.jsonl_blocks import (
     map_block,
     read_rest,
 )
-from loaders.k8s_audit_columns import SCHEMA, columns
-from loaders.k8s_audit_details import StageMerger, TableRow, TableRows
-from loaders.k8s_audit_wrappers import is_event
 
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 

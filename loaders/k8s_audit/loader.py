@@ -4,15 +4,15 @@ Reads Events as JSON Lines, pretty-printed documents, arrays or ``EventList`` ba
 without ``apiVersion``, at every level (Metadata / Request / RequestResponse), and Events
 wrapped by shippers and managed clouds (Filebeat/Logstash/CloudWatch/fluent-bit ``message`` or
 ``log`` strings, AKS ``kube-audit`` diagnostic records, GKE Cloud Logging entries); see
-:mod:`loaders.k8s_audit_wrappers`. One event is kept per ``auditID`` (its most complete stage,
-see :mod:`loaders.k8s_audit_details`); the other stages are counted as duplicates.
+:mod:`loaders.k8s_audit.wrappers`. One event is kept per ``auditID`` (its most complete stage,
+see :mod:`loaders.k8s_audit.details`); the other stages are counted as duplicates.
 
 The event time is ``requestReceivedTimestamp`` (the same in every stage of a request, so the
 kept stage does not move the event on the timeline), else ``stageTimestamp``, ``timestamp``
 (v1beta1) or ``metadata.creationTimestamp``.
 
 JSON Lines of bare Events take a vectorized path with the same output
-(:mod:`loaders.k8s_audit_fast`).
+(:mod:`loaders.k8s_audit.fast`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, JsonLoader, Parsed, Reject, Source
-from loaders.jsonreader import JsonRecord
-from loaders.k8s_audit_details import StageMerger, request_details
-from loaders.k8s_audit_wrappers import Unwrapped, unwrap
-from loaders.k8s_batch import compact_json, element_spans
-from loaders.schema import Column
-from loaders.timeutil import TimeError, parse_iso
+from loaders.k8s_audit.details import StageMerger, request_details
+from loaders.k8s_audit.wrappers import Unwrapped, unwrap
+from loaders.parsing.batch_items import compact_json, element_spans
+from loaders.parsing.jsonreader import JsonRecord
+from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.schema.extras import K8S_AUDIT
 
 _SESSION_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
 _ACCESS_RESOURCES = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings",
@@ -94,38 +92,9 @@ class K8sAuditLoader(JsonLoader):
     reads = ("audit.k8s.io v1/v1beta1 Events (JSON Lines, pretty, arrays, EventList batches); "
              "Events in shipper message/log strings, AKS kube-audit records, GKE Cloud "
              "Logging entries")
-    prefix = "k8s_"
+    prefix = K8S_AUDIT.prefix
     record = "audit Event (a batch counts each Event)"
-    extra_columns = (
-        Column("k8s_verb", pa.string(), "API verb (get, list, create, …)"),
-        Column("k8s_resource", pa.string(), "objectRef.resource"),
-        Column("k8s_subresource", pa.string(), "objectRef.subresource"),
-        Column("k8s_api_group", pa.string(), "objectRef.apiGroup"),
-        Column("k8s_name", pa.string(), "objectRef.name (for create: the created object's name)"),
-        Column("k8s_response_code", pa.int64(),
-               "responseStatus.code (GKE: the google.rpc code mapped to HTTP)"),
-        Column("k8s_stage", pa.string(), "audit stage of the kept record"),
-        Column("k8s_audit_level", pa.string(), "audit level: Metadata, Request, RequestResponse"),
-        Column("k8s_decision", pa.string(), "authorization.k8s.io/decision annotation"),
-        Column("k8s_reason", pa.string(), "authorization.k8s.io/reason annotation"),
-        Column("k8s_groups", pa.string(), "user.groups, comma-separated"),
-        Column("k8s_impersonated_user", pa.string(), "impersonatedUser.username"),
-        Column("k8s_request_uri", pa.string(), "requestURI"),
-        Column("k8s_wrapper", pa.string(),
-               "how the event was wrapped: eventlist, records, events, aks, gke, message, log, "
-               "log_s (null: a bare Event)"),
-        Column("k8s_privileged", pa.bool_(), "pod spec in the request has a privileged container"),
-        Column("k8s_host_network", pa.bool_(), "pod spec in the request sets hostNetwork"),
-        Column("k8s_host_pid", pa.bool_(), "pod spec in the request sets hostPID"),
-        Column("k8s_host_ipc", pa.bool_(), "pod spec in the request sets hostIPC"),
-        Column("k8s_host_mounts", pa.string(),
-               "hostPath volume paths in the request, comma-separated"),
-        Column("k8s_images", pa.string(),
-               "container images in the request's pod spec, comma-separated"),
-        Column("k8s_role_ref", pa.string(), "role binding roleRef as Kind/name"),
-        Column("k8s_subjects", pa.string(),
-               "role binding subjects as Kind/namespace/name, comma-separated"),
-    )
+    extra_columns = K8S_AUDIT.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = head[:16384]
@@ -137,7 +106,7 @@ class K8sAuditLoader(JsonLoader):
 
     def parse(self, src: Source) -> Iterator[Item]:
         # imported here: the fast path's columns use categorize and outcome from this module
-        from loaders.k8s_audit_fast import jsonl_head, parse_jsonl
+        from loaders.k8s_audit.fast import jsonl_head, parse_jsonl
 
         if jsonl_head(src.head):
             yield from parse_jsonl(src, self._from_value, StageMerger())
@@ -176,7 +145,7 @@ class K8sAuditLoader(JsonLoader):
         """Map one unwrapped Event to a Parsed item, or a Reject saying why not.
 
         Args:
-            found: the Event and its wrapper (see :func:`loaders.k8s_audit_wrappers.unwrap`).
+            found: the Event and its wrapper (see :func:`loaders.k8s_audit.wrappers.unwrap`).
             line: the line where its record starts.
             raw: its record's text.
 

@@ -4,14 +4,14 @@ The file is read in blocks of whole lines (``BLOCK_BYTES``). In a block, every c
 line (``<time>Z <stdout|stderr> F <message>``) — or, in a block that starts with ``{``, every
 complete docker json-file record in dockerd's own layout — that no partial is waiting for
 becomes a row of one Arrow table: the line is split with numpy
-(:mod:`loaders.k8s_container_split`: fields and time from its fixed-width start, strings as
+(:mod:`loaders.k8s_container.split`: fields and time from its fixed-width start, strings as
 byte ranges of the block), and lifting runs on the messages that may be structured
-(:mod:`loaders.k8s_container_lift`). A run of CRI ``P`` lines of one stream closed by such a
+(:mod:`loaders.k8s_container.lift`). A run of CRI ``P`` lines of one stream closed by such a
 line of that stream, with no entry of that stream open before it, becomes one row too (the
 assembler would join it whole: :func:`_runs`). Every other line — other partials and docker
 records without a final ``\n``, the lines that close them, times with an offset or out of
 range, escapes other than two-character ones, shipper copies, lines of neither form, CRLF
-endings — is fed, in order, to the line-by-line :class:`~loaders.k8s_container.Assembler`,
+endings — is fed, in order, to the line-by-line :class:`~loaders.k8s_container.loader.Assembler`,
 so its values, warnings and rejects are exactly those of the line-by-line reader. A block
 with invalid UTF-8 is read line by line entirely.
 
@@ -31,11 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders import inputs
 from loaders.base import Item, ParsedTable, Reject, Source
-from loaders.inputs import Line, decode_line
-from loaders.k8s_container_lift import Lift, lifted
-from loaders.k8s_container_split import Block, Fields, split_cri, split_docker
+from loaders.k8s_container.lift import Lift, lifted
+from loaders.k8s_container.split import Block, Fields, split_cri, split_docker
+from loaders.parsing import inputs
+from loaders.parsing.inputs import Line, decode_line
 
 BLOCK_BYTES = 4 * 1024 * 1024  # ~16k CRI lines; larger blocks raise peak memory, not speed
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -43,7 +43,7 @@ _STREAMS = ("stdout", "stderr")
 
 
 class Assembler(Protocol):
-    """What the fast path needs of :class:`loaders.k8s_container.Assembler`."""
+    """What the fast path needs of :class:`loaders.k8s_container.loader.Assembler`."""
 
     info: Any
     open: dict[str, Any]
@@ -82,7 +82,7 @@ def iter_fast(src: Source, assembler: Assembler, lift: Lift) -> Iterator[Item]:
 
 def _blocks(src: Source) -> Iterator[tuple[int, Block] | Line]:
     """(number of the first line, whole lines) blocks; a line too long to read becomes a
-    text-less :class:`Line`, as :func:`loaders.inputs.iter_lines` gives it. The file's BOM
+    text-less :class:`Line`, as :func:`loaders.parsing.inputs.iter_lines` gives it. The file's BOM
     is dropped (it counts towards the length of an over-long first line)."""
     max_line = inputs.MAX_LINE_BYTES
     # with reads no longer than the longest line allowed, an over-long line always spans

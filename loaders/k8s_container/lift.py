@@ -1,6 +1,6 @@
 """Level and message lifting for a column of container log messages at once.
 
-:func:`loaders.k8s_container.lift` stays the one definition of what is lifted. Here it runs
+:func:`loaders.k8s_container.loader.lift` stays the one definition of what is lifted. Here it runs
 only on the messages that may be structured, and the two commonest structured forms are read
 with Arrow kernels instead, where they provably give what ``lift`` gives:
 
@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.k8s_container_split import padded_window, ranges
+from loaders.k8s_container.split import padded_window, ranges
 
 Lift = Callable[[str], tuple[str | None, str | None]]
 

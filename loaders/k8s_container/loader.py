@@ -26,8 +26,8 @@ When the message is itself structured — JSON with a level and a message, logfm
 ``level=``/``msg=``, or a klog header (``I0416 06:21:30.494902 1 file.go:12] …``) — the level
 and message are lifted into ``k8s_log_level`` / ``k8s_log_msg``.
 
-UTF-8 files are read in blocks by the vectorized path (:mod:`loaders.k8s_container_fast`,
-:mod:`loaders.k8s_container_lift`); the lines it does not take, and UTF-16 files, go through
+UTF-8 files are read in blocks by the vectorized path (:mod:`loaders.k8s_container.fast`,
+:mod:`loaders.k8s_container.lift`); the lines it does not take, and UTF-16 files, go through
 :class:`Assembler` line by line, which defines the values both give.
 
 ``event_uid`` comes from the raw text (timestamps have nanoseconds), so the same lines read
@@ -43,13 +43,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, Loader, Parsed, Reject, Source
-from loaders.inputs import Line, detect_encoding, text_head
-from loaders.k8s_container_fast import iter_fast
-from loaders.schema import Column
-from loaders.timeutil import TimeError, parse_iso
+from loaders.k8s_container.fast import iter_fast
+from loaders.parsing.inputs import Line, detect_encoding, text_head
+from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.schema.extras import K8S_CONTAINER
 
 MAX_JOINED_CHARS = 1024 * 1024
 MAX_JOINED_LINES = 10_000
@@ -209,16 +207,9 @@ class K8sContainerLoader(Loader):
     description = "Kubernetes / Docker container stdout and stderr logs"
     reads = ("CRI log lines (containerd, CRI-O) and docker json-file records; pod, namespace, "
              "container from /var/log/pods, /var/log/containers or docker paths")
-    prefix = "k8s_"
+    prefix = K8S_CONTAINER.prefix
     record = "log entry (partial lines joined)"
-    extra_columns = (
-        Column("k8s_stream", pa.string(), "container output stream: stdout or stderr"),
-        Column("k8s_container_id", pa.string(), "container id (from the path or shipper metadata)"),
-        Column("k8s_pod_uid", pa.string(), "pod uid (from a /var/log/pods path)"),
-        Column("k8s_log_level", pa.string(),
-               "level lifted from a JSON, logfmt or klog message, lower-case"),
-        Column("k8s_log_msg", pa.string(), "message lifted from a JSON, logfmt or klog message"),
-    )
+    extra_columns = K8S_CONTAINER.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = text_head(head[:8192]).lstrip()

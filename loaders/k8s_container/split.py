@@ -1,4 +1,4 @@
-"""Splitting a block of whole container log lines with numpy, for :mod:`loaders.k8s_container_fast`.
+"""Splitting a block of whole container log lines with numpy, for :mod:`loaders.k8s_container.fast`.
 
 A block's lines are byte ranges of the block (no copy); the CRI fields of every line are read
 from a fixed-width grid of its first bytes (the time has at most 30 characters), and string
@@ -6,7 +6,7 @@ columns are built from byte ranges through an Arrow ``string_view`` array, so ea
 copied once. Docker json-file records are split with Arrow kernels.
 
 Every row marked ``fast`` is one the line-by-line reader would give the same values for; the
-other lines are fed to it (see :mod:`loaders.k8s_container_fast`).
+other lines are fed to it (see :mod:`loaders.k8s_container.fast`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from loaders.base import Item
-from loaders.linux_auditd_fields import EMPTY_VALUES, Record, decode_value, hex_bytes
+from loaders.linux_auditd.fields import EMPTY_VALUES, Record, decode_value, hex_bytes
 
 Key = tuple[str | None, str, str, str]
 # (node or "", type, seconds, fraction, serial, body) of a record line (linux_auditd_read)

@@ -14,7 +14,7 @@ import re
 import struct
 from functools import lru_cache
 
-from loaders.linux_auditd_split import split_simple
+from loaders.linux_auditd.split import split_simple
 
 _HEADER = re.compile(
     r"(?:node=(?P<node>\S+) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
@@ -130,7 +130,7 @@ _UNSPLIT: dict[str, str] = {}  # the fields of a LightParser record (never fille
 class LightParser:
     """Records with their bodies left unsplit (``fields`` empty, ``body_at`` set): enough
     to assemble events, whose fields are then split where they are mapped
-    (:mod:`loaders.linux_auditd_offload`). Same interface as :class:`RecordParser`."""
+    (:mod:`loaders.linux_auditd.offload`). Same interface as :class:`RecordParser`."""
 
     def __call__(self, text: str, line: int) -> Record | None:
         """The record of a line; None if it has no audit header."""

@@ -4,7 +4,7 @@ The counted record is the EVENT, not the line: every record line sharing
 ``msg=audit(<time>:<serial>)`` (and ``node=``) is merged into one event, so ``read`` is the
 number of distinct (node, time, serial) plus one reject per line that is not an audit
 record. Blank lines and ``#`` comment lines are not records. Events are assembled in a
-bounded window (see :mod:`loaders.linux_auditd_events`); an event whose records are
+bounded window (see :mod:`loaders.linux_auditd.events`); an event whose records are
 visibly incomplete (lost SYSCALL, missing EXECVE arguments or PATH items) is still loaded,
 with ``audit_incomplete`` set and a ``parse_warning`` naming what is missing.
 
@@ -14,9 +14,9 @@ own, with the time of the record line before it, a null ``audit_serial`` and a
 ``parse_warning`` saying so (native id: that record's stamp + ``~nostampN``). Only such a
 line with no record before it is rejected, as is any line that is not an audit record.
 
-The file is read in blocks (:mod:`loaders.linux_auditd_read`), bodies are split by the
-fast tokenizer when plain (:mod:`loaders.linux_auditd_split`) and repeated auxiliary bodies
-once (:class:`~loaders.linux_auditd_fields.RecordParser`); each fast path gives the values
+The file is read in blocks (:mod:`loaders.linux_auditd.read`), bodies are split by the
+fast tokenizer when plain (:mod:`loaders.linux_auditd.split`) and repeated auxiliary bodies
+once (:class:`~loaders.linux_auditd.fields.RecordParser`); each fast path gives the values
 of the line-by-line one (``tests/test_linux_auditd_fast.py``).
 """
 
@@ -28,19 +28,17 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, Loader, Parsed, Reject, Source, gc_paused
-from loaders.inputs import Line
-from loaders.linux_auditd_categories import CATEGORIES as CATEGORIES  # re-exported
-from loaders.linux_auditd_events import Assembler, Event, Key, assemble
-from loaders.linux_auditd_fields import LightParser, RecordParser
-from loaders.linux_auditd_map import Rows, map_event
-from loaders.linux_auditd_offload import Chunk, map_chunk
-from loaders.linux_auditd_read import Block, read_pieces
-from loaders.linux_auditd_table import FIELD_COLUMNS
-from loaders.offload import Ahead, helpers_for
-from loaders.schema import Column
+from loaders.linux_auditd.categories import CATEGORIES as CATEGORIES  # re-exported
+from loaders.linux_auditd.events import Assembler, Event, Key, assemble
+from loaders.linux_auditd.fields import LightParser, RecordParser
+from loaders.linux_auditd.map import Rows, map_event
+from loaders.linux_auditd.offload import Chunk, map_chunk
+from loaders.linux_auditd.read import Block, read_pieces
+from loaders.linux_auditd.rows import FIELD_COLUMNS
+from loaders.parsing.inputs import Line
+from loaders.parsing.offload import Ahead, helpers_for
+from loaders.schema.extras import LINUX_AUDITD
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BORROWED_KEYS = 10_000  # stamps remembered for numbering stampless records
@@ -56,39 +54,9 @@ class LinuxAuditdLoader(Loader):
     description = "Linux audit daemon log (audit.log), records merged into events"
     reads = ("raw and ENRICHED audit.log, node= prefix, rotated .gz; one event per "
              "(node, time, serial)")
-    prefix = "audit_"
+    prefix = LINUX_AUDITD.prefix
     record = "event (all records of one node+time+serial); unreadable lines count alone"
-    extra_columns = (
-        Column("audit_type", pa.string(), "primary record type (USER_LOGIN, SYSCALL, AVC…)"),
-        Column("audit_record_types", pa.string(), "types of the merged records, in order"),
-        Column("audit_records", pa.int64(), "number of records merged (EOE excluded)"),
-        Column("audit_serial", pa.int64(), "event serial of msg=audit(time:serial)"),
-        Column("audit_incomplete", pa.bool_(),
-               "records of the event are visibly missing (see parse_warning)"),
-        Column("audit_syscall", pa.string(), "syscall name (from SYSCALL=, or arch+number)"),
-        Column("audit_key", pa.string(), "audit rule key(s), comma-separated"),
-        Column("audit_exit", pa.int64(), "syscall exit value"),
-        Column("audit_auid", pa.string(), "login uid (survives su/sudo); null when unset"),
-        Column("audit_auid_name", pa.string(), "login user name (ENRICHED AUID=)"),
-        Column("audit_uid", pa.string(), "uid of the process"),
-        Column("audit_uid_name", pa.string(), "user name of uid (ENRICHED UID=)"),
-        Column("audit_euid", pa.string(), "effective uid"),
-        Column("audit_euid_name", pa.string(), "user name of euid (ENRICHED EUID=)"),
-        Column("audit_tty", pa.string(), "tty of the process"),
-        Column("audit_terminal", pa.string(), "terminal= of user-space messages"),
-        Column("audit_hostname", pa.string(), "hostname= of user-space messages"),
-        Column("audit_op", pa.string(), "op= of the event"),
-        Column("audit_comm", pa.string(), "command name (comm=), decoded"),
-        Column("audit_cwd", pa.string(), "working directory (CWD record or cwd=)"),
-        Column("audit_args", pa.string(), "EXECVE argument vector, JSON list"),
-        Column("audit_proctitle", pa.string(), "PROCTITLE decoded (NULs as spaces)"),
-        Column("audit_paths", pa.string(), "PATH items, JSON list of objects"),
-        Column("audit_sockaddr_family", pa.string(), "SOCKADDR family (inet, inet6, unix…)"),
-        Column("audit_sockaddr_address", pa.string(), "SOCKADDR address or socket path"),
-        Column("audit_sockaddr_port", pa.int64(), "SOCKADDR port"),
-        Column("audit_avc", pa.string(), "AVC decision and permissions, e.g. denied { read }"),
-        Column("audit_subj", pa.string(), "security context of the subject (subj=)"),
-    )
+    extra_columns = LINUX_AUDITD.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         return _SNIFF.search(head[:16384]) is not None
@@ -135,7 +103,7 @@ class LinuxAuditdLoader(Loader):
                       warnings=warning.split("; ") if warning else None)
 
     def row(self, ev: Event) -> tuple[Any, ...]:
-        """Map one assembled event to one row (see :func:`loaders.linux_auditd_map.map_event`).
+        """Map one assembled event to one row (see :func:`loaders.linux_auditd.map.map_event`).
 
         Args:
             ev: the event's records.
@@ -240,7 +208,7 @@ class _Run:
 
 class _OffloadRun(_Run):
     """A large file's parsing state when helper processes map the events
-    (:mod:`loaders.linux_auditd_offload`): records keep their bodies unsplit, assembled
+    (:mod:`loaders.linux_auditd.offload`): records keep their bodies unsplit, assembled
     events are packed into chunks, and the items come back in order."""
 
     def __init__(self, batch_size: int, helpers: int) -> None:

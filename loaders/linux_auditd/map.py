@@ -1,12 +1,12 @@
 """Mapping one assembled auditd event to one row of schema values (the loader's hot path).
 
-:func:`map_event` gives the tuple :class:`~loaders.linux_auditd_table.RowBatch` turns into
+:func:`map_event` gives the tuple :class:`~loaders.linux_auditd.rows.RowBatch` turns into
 Arrow columns. It is written for speed without changing a value:
 
 - a one-record event (most user-space events) skips the merging of records;
 - the parts computed from auxiliary records that repeat verbatim (EXECVE arguments, PATH
   items and their JSON) are computed once per distinct record: the
-  :class:`~loaders.linux_auditd_fields.RecordParser` gives equal bodies one shared fields
+  :class:`~loaders.linux_auditd.fields.RecordParser` gives equal bodies one shared fields
   dict, and :class:`_ByIdentity` remembers results by that dict's identity;
 - small helpers are inlined where they ran once per field of every event.
 """
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from loaders.base import Item, ParsedTable, Reject
-from loaders.linux_auditd_categories import categorize
-from loaders.linux_auditd_events import Event, assemble_argv, path_items, path_target, to_json
-from loaders.linux_auditd_fields import (
+from loaders.linux_auditd.categories import categorize
+from loaders.linux_auditd.events import Event, assemble_argv, path_items, path_target, to_json
+from loaders.linux_auditd.fields import (
     UNSET_ID,
     Record,
     canonical_ip,
@@ -28,8 +28,8 @@ from loaders.linux_auditd_fields import (
     decode_sockaddr,
     decode_value,
 )
-from loaders.linux_auditd_syscalls import syscall_name
-from loaders.linux_auditd_table import ROW_COLUMNS, RowBatch, int64
+from loaders.linux_auditd.rows import ROW_COLUMNS, RowBatch, int64
+from loaders.linux_auditd.syscalls import syscall_name
 
 # records that only complete another record (they never name the event)
 AUX_TYPES = frozenset({

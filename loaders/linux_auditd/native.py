@@ -1,17 +1,19 @@
 """Compiled builds of the auditd hot path, used only while they match the source.
 
-``python -m loaders.native_build`` (run by ``make``) compiles the modules in ``COMPILED`` with
-mypyc into ``loaders/_native/``, next to a manifest holding the sha256 of every
-``loaders/*.py`` file at build time. The compiled files are never put beside their source, so
-they cannot shadow it: :func:`install` (called first thing by ``import loaders``) adds an import
-finder for them only when
+``python -m loaders.linux_auditd.native_build`` (run by ``make``) compiles the modules in
+``COMPILED`` with mypyc into ``loaders/_native/``, next to a manifest holding the sha256 of
+every module the build depends on: the compiled modules and, transitively, every module of
+the project they import (:func:`covered_modules`). The compiled files are never put beside
+their source, so they cannot shadow it: :func:`install` (run when ``loaders.linux_auditd`` is
+first imported, before any of its modules) adds an import finder for them only when
 
 - ``AUDITLENS_NATIVE`` is not ``0``;
 - the manifest was built for this interpreter (same extension suffix);
-- every loader source still has the hash it had at build time, and there is no new one. An
-  edited, deleted or added loader, whichever it is, means the Python source is used until the
-  next build. A compiled module may have inlined constants of modules it imports, so a
-  change anywhere must invalidate it.
+- every covered module still has the hash it had at build time. A compiled module may have
+  inlined constants of the modules it imports, so a change in any of them invalidates the
+  build; a module that is not imported by a compiled one (a Kubernetes loader, the store)
+  cannot, and editing it leaves the build in use. A compiled module that starts importing
+  another one has changed itself, so the closure needs no re-computing at check time.
 
 The compiled and interpreted modules give the same tables (``tests/test_native.py``), and the
 suite runs the auditd tests both ways. See docs/ARCHITECTURE.md, "Compiled auditd modules".
@@ -19,6 +21,7 @@ suite runs the auditd tests both ways. See docs/ARCHITECTURE.md, "Compiled audit
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -33,17 +36,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# The reading and mapping code of linux_auditd; the driver (linux_auditd.py) stays Python so
+# The reading and mapping code of linux_auditd; the driver (loader.py) stays Python so
 # that its settings can be changed at run time.
 COMPILED = (
-    "loaders.linux_auditd_fields",
-    "loaders.linux_auditd_split",
-    "loaders.linux_auditd_events",
-    "loaders.linux_auditd_map",
-    "loaders.linux_auditd_offload",
+    "loaders.linux_auditd.fields",
+    "loaders.linux_auditd.split",
+    "loaders.linux_auditd.events",
+    "loaders.linux_auditd.map",
+    "loaders.linux_auditd.offload",
 )
-PACKAGE_DIR = Path(__file__).resolve().parent
-NATIVE_DIR = PACKAGE_DIR / "_native"
+ROOT = Path(__file__).resolve().parent.parent.parent  # the folder that holds loaders/
+NATIVE_DIR = ROOT / "loaders" / "_native"
 MANIFEST = "manifest.json"
 ENV = "AUDITLENS_NATIVE"
 WARNED = "AUDITLENS_NATIVE_WARNED"
@@ -63,14 +66,61 @@ class State:
 STATE = State()
 
 
-def source_hashes(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    """sha256 of every ``*.py`` of the package, by file name."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(package_dir.glob("*.py"))}
+def _module_file(name: str, root: Path) -> Path | None:
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
-def check(native_dir: Path = NATIVE_DIR, package_dir: Path = PACKAGE_DIR) -> State:
-    """Whether the build in ``native_dir`` may be used for the sources in ``package_dir``."""
+def _imported(file: Path, root: Path) -> set[str]:
+    """The project modules ``file`` imports (``from a.b import c`` counts ``a.b`` and, when
+    it is a module, ``a.b.c``), wherever the import stands (TYPE_CHECKING blocks too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_bytes(), str(file))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return {n for n in names if n.split(".")[0] == "loaders" and _module_file(n, root)}
+
+
+def covered_modules(root: Path = ROOT, compiled: tuple[str, ...] = COMPILED) -> dict[str, Path]:
+    """The compiled modules and every project module they import, transitively, by name."""
+    seen: dict[str, Path] = {}
+    todo = list(compiled)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        file = _module_file(name, root)
+        if file is None:
+            raise FileNotFoundError(f"no source for module {name}")
+        seen[name] = file
+        todo.extend(_imported(file, root) - seen.keys())
+    return dict(sorted(seen.items()))
+
+
+def source_hashes(files: dict[str, Path], root: Path = ROOT) -> dict[str, str]:
+    """sha256 of each file, keyed by its path relative to ``root`` (``loaders/…``)."""
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(files.values())}
+
+
+def _current(built: dict[str, str], root: Path) -> dict[str, str | None]:
+    now: dict[str, str | None] = {}
+    for rel in built:
+        try:
+            now[rel] = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+        except OSError:
+            now[rel] = None
+    return now
+
+
+def check(native_dir: Path = NATIVE_DIR, root: Path = ROOT) -> State:
+    """Whether the build in ``native_dir`` may be used for the sources under ``root``."""
     if os.environ.get(ENV, "") == "0":
         return State(reason=f"{ENV}=0")
     try:
@@ -83,9 +133,10 @@ def check(native_dir: Path = NATIVE_DIR, package_dir: Path = PACKAGE_DIR) -> Sta
     if manifest.get("ext_suffix") != suffix:
         return State(reason=f"built for {manifest.get('ext_suffix')}, this Python wants {suffix}")
     built: dict[str, str] = manifest.get("sources", {})
-    now = source_hashes(package_dir)
-    # edited, deleted or new: a new module may be imported by a compiled one
-    changed = sorted(name for name in built.keys() | now.keys() if now.get(name) != built.get(name))
+    if not built:
+        return State(reason="the manifest lists no sources")
+    now = _current(built, root)
+    changed = sorted(rel for rel in built if now[rel] != built[rel])  # edited or deleted
     if changed:
         return State(reason="loader sources changed since the build: " + ", ".join(changed[:5])
                      + (" …" if len(changed) > 5 else ""))

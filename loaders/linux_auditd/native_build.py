@@ -1,10 +1,12 @@
-"""Compile ``loaders.native.COMPILED`` with mypyc into ``loaders/_native/`` (``make native``).
+"""Compile ``loaders.linux_auditd.native.COMPILED`` with mypyc into ``loaders/_native/``.
 
-The build happens in a temporary directory and replaces ``loaders/_native`` only when it
-succeeded, so a failed build leaves the Python source in use. The manifest records every
-``loaders/*.py`` hash, read *before* compiling: a file edited during the build makes the
-build stale rather than wrongly fresh. Needs gcc and the Python headers (both on Debian's
-``python3-dev`` / pyenv Pythons) and the ``dev`` extra (mypy ships mypyc).
+``make native`` runs ``python -m loaders.linux_auditd.native_build --if-stale``. The build
+happens in a temporary directory and replaces ``loaders/_native`` only when it succeeded, so a
+failed build leaves the Python source in use. The manifest records the hash of every module
+the build depends on (:func:`~loaders.linux_auditd.native.covered_modules`), read *before*
+compiling: a file edited during the build makes the build stale rather than wrongly fresh.
+Needs gcc and the Python headers (both on Debian's ``python3-dev`` / pyenv Pythons) and the
+``dev`` extra (mypy ships mypyc).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from loaders.native import COMPILED, ENV, MANIFEST, NATIVE_DIR, PACKAGE_DIR, check, source_hashes
+from loaders.linux_auditd.native import (
+    COMPILED,
+    ENV,
+    MANIFEST,
+    NATIVE_DIR,
+    ROOT,
+    check,
+    covered_modules,
+    source_hashes,
+)
 
 
 def build(out: Path = NATIVE_DIR, quiet: bool = True) -> Path:
@@ -27,8 +38,8 @@ def build(out: Path = NATIVE_DIR, quiet: bool = True) -> Path:
     from mypyc.build import mypycify  # build-time only: mypy is in the dev extra
     from setuptools import setup
 
-    root = PACKAGE_DIR.parent
-    hashes = source_hashes()
+    root = ROOT
+    hashes = source_hashes(covered_modules())
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="auditlens-native-") as tmp_name:
         tmp = Path(tmp_name)
@@ -71,12 +82,25 @@ def build(out: Path = NATIVE_DIR, quiet: bool = True) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loaders.native_build", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m loaders.linux_auditd.native_build",
+                                     description=__doc__)
     parser.add_argument("--out", type=Path, default=NATIVE_DIR)
     parser.add_argument("--verbose", action="store_true", help="show the compiler commands")
     parser.add_argument("--check", action="store_true",
                         help="say whether the compiled build would be used, and exit")
+    parser.add_argument("--if-stale", action="store_true",
+                        help="build only when the build in --out is missing or out of date")
     args = parser.parse_args(argv)
+    if args.if_stale:
+        saved = os.environ.pop(ENV, None)  # whether the build is fresh, whatever the setting
+        try:
+            state = check(args.out)
+        finally:
+            if saved is not None:
+                os.environ[ENV] = saved
+        if state.active:
+            print(f"compiled auditd modules are up to date ({args.out})")
+            return 0
     if args.check:
         state = check(args.out)
         print(("compiled: " if state.active else "Python source: ") + state.reason)

@@ -5,10 +5,10 @@ of order, late fragments are told apart by what came before), but it is the chea
 about a third of the loader's time. Splitting the record bodies into fields and mapping
 each event to a row is the costly part, and it depends on nothing but the event. So for a
 large file the reading process assembles events from records whose bodies are left unsplit
-(:class:`~loaders.linux_auditd_fields.LightParser`), packs them into a :class:`Chunk`, and
+(:class:`~loaders.linux_auditd.fields.LightParser`), packs them into a :class:`Chunk`, and
 :func:`map_chunk` — the same code as the one-process path: ``RecordParser`` and
 ``map_event`` — turns each chunk into the items the loader would have yielded, in the same
-order, in a helper process (:class:`loaders.offload.Ahead`). The rows are those of the
+order, in a helper process (:class:`loaders.parsing.offload.Ahead`). The rows are those of the
 one-process path, value for value and in the same order
 (``tests/test_linux_auditd_offload.py``).
 """
@@ -19,9 +19,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from loaders.base import Item, gc_paused
-from loaders.linux_auditd_events import Event, Key
-from loaders.linux_auditd_fields import RecordParser
-from loaders.linux_auditd_map import Rows
+from loaders.linux_auditd.events import Event, Key
+from loaders.linux_auditd.fields import RecordParser
+from loaders.linux_auditd.map import Rows
 
 
 @dataclass(slots=True)
@@ -35,7 +35,7 @@ class Chunk:
 
     Attributes:
         keys, first_lines, fragments, borrowed: per event, as in
-            :class:`~loaders.linux_auditd_events.Event`.
+            :class:`~loaders.linux_auditd.events.Event`.
         raws: per event, its lines joined (the ``raw`` column).
         counts: per event, how many records it has.
         types, body_at: per record, in event order.

@@ -5,9 +5,10 @@ record header of each line: about a fifth of the loader's time on a plain audit.
 UTF-8 file is read in blocks of whole lines (:data:`BLOCK_BYTES`); a block that decodes as
 UTF-8, holds no ``\\r`` and whose every line is an audit record gives all its headers with one
 ``findall`` (:class:`Block`). Any other block — a blank, comment or foreign line, invalid
-UTF-8, CRLF endings — is given line by line as :class:`~loaders.inputs.Line` objects, decoded
-exactly as :func:`loaders.inputs.iter_lines` decodes them; so is a line too long to read
-(text None, the same warning), and the whole of a UTF-16 file (through :meth:`Source.lines`).
+UTF-8, CRLF endings — is given line by line as :class:`~loaders.parsing.inputs.Line` objects,
+decoded exactly as :func:`loaders.parsing.inputs.iter_lines` decodes them; so is a line too
+long to read (text None, the same warning), and the whole of a UTF-16 file (through
+:meth:`Source.lines`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from loaders import inputs
 from loaders.base import Source
-from loaders.inputs import Line, decode_line, detect_encoding
+from loaders.parsing import inputs
+from loaders.parsing.inputs import Line, decode_line, detect_encoding
 
 BLOCK_BYTES = 1 << 20
-# the record header of loaders.linux_auditd_fields._HEADER at every line start, and the body
+# the record header of loaders.linux_auditd.fields._HEADER at every line start, and the body
 _HEADERS = re.compile(
     r"^(?:node=(\S+) )?type=([A-Za-z0-9_\[\]]+) msg=audit\((\d+)\.(\d+):(\d+)\):?(.*)",
     re.MULTILINE,

@@ -1,6 +1,6 @@
 """Fast splitting of the common auditd record bodies, exactly as the general tokenizer.
 
-:func:`loaders.linux_auditd_fields.split_fields` scans a body with one regular expression
+:func:`loaders.linux_auditd.fields.split_fields` scans a body with one regular expression
 that finds ``key=value`` pairs anywhere (after whitespace or ``(``), values bare, double- or
 single-quoted. Nearly every body the kernel and libaudit write is simpler: one space before
 every ``key=value``, keys of the usual form, values without whitespace or ``=`` (a quoted

@@ -3,7 +3,7 @@
 Reads syslog lines with an RFC 3164 header (``Mar  1 10:00:01 host sshd[123]: …``, no year),
 an ISO 8601 header (rsyslog high precision, ``2024-03-01T10:00:01.123456+03:00 host …``) or
 an RFC 5424 header (``<38>1 2024-03-01T10:00:01Z host sshd 123 - - …``). The message is
-interpreted by :mod:`loaders.linux_auth_messages` (sshd, sudo, su, PAM, shadow-utils,
+interpreted by :mod:`loaders.linux_auth.messages` (sshd, sudo, su, PAM, shadow-utils,
 systemd-logind); lines from other programs are kept as ``log`` events.
 
 RFC 3164 lines carry no year and no zone. The year of the first line is ``LoadOptions.year``
@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, LineLoader, Parsed, Reject, Source
-from loaders.linux_auth_messages import interpret
-from loaders.schema import Column
-from loaders.timeutil import TimeError, parse_iso
+from loaders.linux_auth.messages import interpret
+from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.schema.extras import LINUX_AUTH
 
 _MONTHS = {m: i for i, m in enumerate(
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
@@ -122,23 +120,9 @@ class LinuxAuthLoader(LineLoader):
     description = "Linux auth log: sshd, sudo, su, PAM, useradd/passwd, systemd-logind"
     reads = ("/var/log/auth.log, /var/log/secure; syslog RFC 3164 (year from --year or "
              "mtime), ISO 8601 (rsyslog high precision) and RFC 5424 headers; .gz")
-    prefix = "auth_"
+    prefix = LINUX_AUTH.prefix
     record = "line"
-    extra_columns = (
-        Column("auth_program", pa.string(), "syslog program (sshd, sudo, su, …)"),
-        Column("auth_method", pa.string(), "sshd authentication method (password, publickey…)"),
-        Column("auth_port", pa.int64(), "client port"),
-        Column("auth_tty", pa.string(), "terminal (sudo TTY=, su, PAM tty=)"),
-        Column("auth_cwd", pa.string(), "working directory of a sudo command (PWD=)"),
-        Column("auth_service", pa.string(), "PAM service (sshd, sudo, su, cron…)"),
-        Column("auth_by_user", pa.string(), "PAM session opened by (user or uid)"),
-        Column("auth_invalid_user", pa.bool_(), "sshd: the account does not exist"),
-        Column("auth_preauth", pa.bool_(), "sshd: before authentication completed"),
-        Column("auth_key", pa.string(), "sshd public key type and fingerprint"),
-        Column("auth_error", pa.string(), "sudo error (incorrect password attempts, "
-                                          "user NOT in sudoers, …)"),
-        Column("auth_reason", pa.string(), "sshd disconnect reason"),
-    )
+    extra_columns = LINUX_AUTH.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = head[:16384]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from loaders.timeutil import parse_iso
+from loaders.parsing.timeutil import parse_iso
 
 # "1.2.3.4:5678" or "[2001:db8::1]:443" as some proxies write the client address
 _WITH_PORT = re.compile(r"^\[?([0-9A-Fa-f:.]+?)\]?:(\d{1,5})$")
@@ -82,8 +82,9 @@ def text_or_none(value: Any) -> str | None:
 
 
 def fast_iso(text: str) -> datetime:
-    """:func:`loaders.timeutil.parse_iso` with a fast path for ``YYYY-MM-DDTHH:MM:SS[.ffffff]``
-    plus ``Z`` or an offset (the C parser); anything else goes through ``parse_iso``.
+    """:func:`loaders.parsing.timeutil.parse_iso` with a fast path for
+    ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` plus ``Z`` or an offset (the C parser); anything else goes
+    through ``parse_iso``.
 
     Raises:
         TimeError: as ``parse_iso``.

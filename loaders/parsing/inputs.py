@@ -1,6 +1,6 @@
 """Opening evidence files: transparent gzip, text decoding, bounded lines.
 
-Inputs are only ever opened for reading. Archives are read by :mod:`loaders.archives`.
+Inputs are only ever opened for reading. Archives are read by :mod:`loaders.ingest.archives`.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.base import Item, Reject, Source
-from loaders.jsonreader import JsonReader
+from loaders.parsing.jsonreader import JsonReader
 
 BLOCK_BYTES = 8 << 20
 # a text str.strip() leaves empty (RE2 syntax, for pc.match_substring_regex)

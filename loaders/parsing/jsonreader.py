@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from loaders.inputs import iter_text_chunks
+from loaders.parsing.inputs import iter_text_chunks
 
 MAX_DOCUMENT_CHARS = 128 * 1024 * 1024
 _WS = re.compile(r"[ \t\r\n\x00]*")

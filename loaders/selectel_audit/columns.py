@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.cloud_fields import CANONICAL_JSON, canonical_ip, text_or_none
-from loaders.jsonl_blocks import BLANK_TEXT, ISO_TEXT
-from loaders.selectel_audit_fields import categorize, outcome
+from loaders.parsing.cloud_fields import CANONICAL_JSON, canonical_ip, text_or_none
+from loaders.parsing.jsonl_blocks import BLANK_TEXT, ISO_TEXT
+from loaders.selectel_audit.fields import categorize, outcome
 
 # Python's decoder fails at a depth of ~1000 minus the caller's stack depth; Arrow has no
 # such limit. An event nesting 600 deep is over 1,200 bytes; such events with many

@@ -32,8 +32,8 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from loaders.base import Item, ParsedTable, Source
-from loaders.inputs import detect_encoding
-from loaders.jsonl_blocks import (
+from loaders.parsing.inputs import detect_encoding
+from loaders.parsing.jsonl_blocks import (
     CleanBlock,
     MapValue,
     Rest,
@@ -42,8 +42,8 @@ from loaders.jsonl_blocks import (
     map_block,
     read_rest,
 )
-from loaders.selectel_audit_columns import CHANGE_SETS, columns
-from loaders.selectel_audit_fields import _BESIDE, _OBJECT_KEYS
+from loaders.selectel_audit.columns import CHANGE_SETS, columns
+from loaders.selectel_audit.fields import _BESIDE, _OBJECT_KEYS
 
 _ARROW_BLOCK = 1 << 20  # Arrow's own chunk: lines longer than this fail the block (fallback)
 

@@ -15,7 +15,7 @@ concatenated, all read by the shared JSON reader; and a syslog capture where eac
 ``<PRI>`` + the JSON event, optionally followed by NUL. A counted record is one event: a page
 yields one item per element of ``data`` (its ``raw`` is the element re-serialized, its line
 the page's first line). Plain JSON Lines of single events take a vectorized path
-(:mod:`loaders.selectel_audit_fast`) that gives the same rows and leaves anything unusual to
+(:mod:`loaders.selectel_audit.fast`) that gives the same rows and leaves anything unusual to
 :meth:`SelectelAuditLoader.event`.
 
 The native id is ``event_id`` + ``event_saved_time`` in epoch milliseconds, so overlapping
@@ -30,15 +30,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, Loader, Parsed, Reject, Source
-from loaders.cloud_fields import canonical_ip, fast_iso, json_text, text_or_none
-from loaders.inputs import text_head
-from loaders.schema import TIMESTAMP, Column
-from loaders.selectel_audit_fast import jsonl_head, parse_jsonl
-from loaders.selectel_audit_fields import categorize, flatten, outcome
-from loaders.timeutil import TimeError, from_epoch
+from loaders.parsing.cloud_fields import canonical_ip, fast_iso, json_text, text_or_none
+from loaders.parsing.inputs import text_head
+from loaders.parsing.timeutil import TimeError, from_epoch
+from loaders.schema.extras import SELECTEL_AUDIT
+from loaders.selectel_audit.fast import jsonl_head, parse_jsonl
+from loaders.selectel_audit.fields import categorize, flatten, outcome
 
 # "<14>" syslog priority in front of the JSON event; a header may sit between it and "{"
 _SYSLOG_PREFIX = re.compile(r"^<(\d{1,3})>")
@@ -61,33 +59,9 @@ class SelectelAuditLoader(Loader):
     reads = ("JSON array (panel export), JSON Lines (export script), API pages "
              '{"data":[...],"pagination":{...}}, syslog capture <14>{json} (+NUL); '
              "nested and schema 1.0 (prefixed keys) layouts")
-    prefix = "selectel_"
+    prefix = SELECTEL_AUDIT.prefix
     record = "event (an API page counts each event in data[])"
-    extra_columns = (
-        Column("selectel_status", pa.string(), "status as written (open set: fail, NA, …)"),
-        Column("selectel_error_code", pa.string(), "error_code"),
-        Column("selectel_request_id", pa.string(), "request_id: chains the events of a request"),
-        Column("selectel_source_type", pa.string(), "source_type"),
-        Column("selectel_schema_version", pa.string(), "schema_version"),
-        Column("selectel_event_saved_time", TIMESTAMP, "event_saved_time (UTC)"),
-        Column("selectel_subject_type", pa.string(), "subject.type"),
-        Column("selectel_auth_provider", pa.string(), "subject.auth_provider"),
-        Column("selectel_is_authorized", pa.bool_(), "subject.is_authorized"),
-        Column("selectel_authorized_by", pa.string(), "subject.authorized_by, comma-separated"),
-        Column("selectel_credentials_fingerprint", pa.string(),
-               "subject.credentials_fingerprint"),
-        Column("selectel_resource_id", pa.string(), "resource.id"),
-        Column("selectel_account_id", pa.string(), "resource.account_id"),
-        Column("selectel_project_id", pa.string(), "resource.project_id"),
-        Column("selectel_location", pa.string(), "resource.location (region / pool)"),
-        Column("selectel_details", pa.string(), "resource.details as JSON text"),
-        Column("selectel_old_values", pa.string(), "resource.old_values as JSON text"),
-        Column("selectel_new_values", pa.string(), "resource.new_values as JSON text"),
-        Column("selectel_request_type", pa.string(), "request.type"),
-        Column("selectel_request_method", pa.string(), "request.method"),
-        Column("selectel_request_path", pa.string(), "request.path"),
-        Column("selectel_request_parameters", pa.string(), "request.parameters"),
-    )
+    extra_columns = SELECTEL_AUDIT.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = text_head(head[:8192])

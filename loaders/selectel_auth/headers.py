@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from loaders.base import FormatError
-from loaders.timeutil import TimeError, from_epoch, parse_iso
+from loaders.parsing.timeutil import TimeError, from_epoch, parse_iso
 
 # field -> header names that mean it (as written in exports; matching ignores case, spaces
 # and punctuation). "date" and "time" are separate columns some exports have; a column with

@@ -2,7 +2,7 @@
 
 No layout is published, so columns are matched by name through one alias table (English
 and Russian headers: «Дата», «Пользователь», «IP-адрес», «Браузер», «Результат» …; see
-:mod:`loaders.selectel_auth_columns`), or named by the user with ``--map column=field``
+:mod:`loaders.selectel_auth.headers`), or named by the user with ``--map column=field``
 (``LoadOptions.mapping``). When the time or IP column cannot be found, the file fails with
 a message listing the columns found and the ones expected; no row is loaded.
 
@@ -23,13 +23,12 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import pyarrow as pa
-
 from loaders.base import Item, Loader, Parsed, Reject, Source
-from loaders.cloud_fields import canonical_ip, text_or_none
-from loaders.inputs import detect_encoding
-from loaders.schema import Column
-from loaders.selectel_auth_columns import (
+from loaders.parsing.cloud_fields import canonical_ip, text_or_none
+from loaders.parsing.inputs import detect_encoding
+from loaders.parsing.timeutil import TimeError
+from loaders.schema.extras import SELECTEL_AUTH
+from loaders.selectel_auth.headers import (
     ROLE_OF,
     MissingColumnsError,
     match_columns,
@@ -37,7 +36,6 @@ from loaders.selectel_auth_columns import (
     parse_time,
     result_outcome,
 )
-from loaders.timeutil import TimeError
 
 _DELIMITERS = (",", ";", "\t")
 _JSON_KEY = re.compile(r'"([^"\\]{1,60})"\s*:')
@@ -93,13 +91,9 @@ class SelectelAuthLoader(Loader):
     description = "Selectel control-panel authorization (login) log export"
     reads = ("CSV (delimiter , ; or tab; English or Russian headers) or JSON array / JSON "
              "Lines; columns by alias table or --map column=field")
-    prefix = "selectel_"
+    prefix = SELECTEL_AUTH.prefix
     record = "CSV row or JSON object"
-    extra_columns = (
-        Column("selectel_login_result", pa.string(), "authorization log: result as written"),
-        Column("selectel_login_other", pa.string(),
-               "authorization log: unmatched columns as a JSON object"),
-    )
+    extra_columns = SELECTEL_AUTH.columns
 
     def sniff(self, head: bytes, name: str) -> bool:
         text = _head_text(head)

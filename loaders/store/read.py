@@ -16,10 +16,9 @@ from typing import Any, TypeAlias
 import pandas as pd
 import pyarrow as pa
 
-from loaders.runner import REJECT_SCHEMA
 from loaders.schema import event_schema
-from loaders.staging import UNKNOWN_DATE
-from loaders.store import MANIFEST_SCHEMA, Store
+from loaders.store.layout import MANIFEST_SCHEMA, REJECT_SCHEMA, UNKNOWN_DATE
+from loaders.store.store import Store
 
 TimeLike: TypeAlias = str | datetime | pd.Timestamp | None
 

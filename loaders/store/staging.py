@@ -1,10 +1,10 @@
 """Staging: a file run's events written per UTC day in their final store form.
 
-The parse of one input file (:class:`loaders.runner.FileRun`) is written by
+The parse of one input file (:class:`loaders.ingest.runner.FileRun`) is written by
 :func:`write_staged` to one Parquet file per UTC day, already as the store keeps events
-(full schema, compressed), so that :meth:`loaders.store.Store.commit` can put a day that has
+(full schema, compressed), so that :meth:`loaders.store.store.Store.commit` can put a day that has
 nothing to de-duplicate into its partition with a rename. While writing it takes the
-fingerprints of the ids (:mod:`loaders.uidindex`) the commit needs.
+fingerprints of the ids (:mod:`loaders.store.uidindex`) the commit needs.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loaders.runner import REJECT_SCHEMA
 from loaders.schema import event_schema
-from loaders.uidindex import fingerprints
+from loaders.store.layout import COMPRESSION, REJECT_SCHEMA, UNKNOWN_DATE
+from loaders.store.uidindex import fingerprints
 
-COMPRESSION = "zstd"
-UNKNOWN_DATE = "unknown"
 SMALL_DAY_ROWS = 5_000  # a staged day whose first batch is smaller is written with LZ4
 WRITE_AHEAD = 3  # batches parsed but not yet written (the writer catches up in bursts)
 
@@ -35,7 +33,7 @@ WRITE_AHEAD = 3  # batches parsed but not yet written (the writer catches up in 
 @dataclass
 class StagedDay:
     """One UTC day of a file's events, staged: the file, its rows, and the sorted
-    fingerprints of its ids (:func:`loaders.uidindex.fingerprints`, taken while writing)."""
+    fingerprints of its ids (:func:`loaders.store.uidindex.fingerprints`, taken while writing)."""
 
     path: Path
     rows: int

@@ -36,43 +36,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.schema import event_schema
-from loaders.staging import COMPRESSION, StagedDay
-from loaders.uidindex import UidIndex, fingerprints, staged_fingerprints
+from loaders.store.layout import COMPRESSION, MANIFEST_SCHEMA, conform_manifest
+from loaders.store.staging import StagedDay
+from loaders.store.uidindex import UidIndex, fingerprints, staged_fingerprints
 
 SMALL_STAGED_ROWS = 200_000  # up to this many staged rows of a day are de-duplicated
 SMALL_STORED_IDS = 2_000_000  # in memory with Arrow if the partition holds at most this
-
-MANIFEST_SCHEMA = pa.schema([
-    ("ingest_id", pa.string()),
-    ("file_seq", pa.int64()),
-    ("path", pa.string()),
-    ("size", pa.int64()),
-    ("sha256", pa.string()),
-    ("loader", pa.string()),
-    ("status", pa.string()),
-    ("message", pa.string()),
-    ("records_read", pa.int64()),
-    ("records_loaded", pa.int64()),
-    ("records_rejected", pa.int64()),
-    ("records_duplicate", pa.int64()),
-    ("first_timestamp", pa.timestamp("us", tz="UTC")),
-    ("last_timestamp", pa.timestamp("us", tz="UTC")),
-    ("tool_version", pa.string()),
-    ("started_at", pa.timestamp("us", tz="UTC")),
-    ("finished_at", pa.timestamp("us", tz="UTC")),
-    ("parts", pa.list_(pa.string())),
-    ("rejects_file", pa.string()),
-    ("parts_sha256", pa.list_(pa.string())),
-    ("rejects_sha256", pa.string()),
-])
-
-
-def _conform_manifest(table: pa.Table) -> pa.Table:
-    """A manifest table in the current schema (older stores lack newer columns)."""
-    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
-            else pa.nulls(table.num_rows, f.type) for f in MANIFEST_SCHEMA]
-    return pa.Table.from_arrays(cols, schema=MANIFEST_SCHEMA)
-
 
 class StoreBusy(RuntimeError):
     """Another process holds the store's write lock."""
@@ -227,7 +196,7 @@ class Store:
         tables.extend(pq.read_table(p) for p in sorted(self.manifest_dir.glob("*.parquet")))
         if not tables:
             return MANIFEST_SCHEMA.empty_table()
-        table = pa.concat_tables([_conform_manifest(t) for t in tables])
+        table = pa.concat_tables([conform_manifest(t) for t in tables])
         keys = [f"{a}/{b}" for a, b in zip(table.column("ingest_id").to_pylist(),
                                            table.column("file_seq").to_pylist(), strict=True)]
         seen: set[str] = set()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from loaders.store import Store, sha256_file
+from loaders.store.store import Store, sha256_file
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,13 @@ A *family* groups channels that share event ids: Sysmon on Windows and Sysmon fo
 (``Microsoft-Windows-Sysmon/Operational``, ``Linux-Sysmon/Operational``), ``Security``,
 ``System``, PowerShell (``Microsoft-Windows-PowerShell/Operational`` and the classic
 ``Windows PowerShell`` log) and the Task Scheduler. The *shape* names the function in
-:mod:`loaders.windows_events_map` that reads that event's fields. An event id missing from
+:mod:`loaders.windows_events.map` that reads that event's fields. An event id missing from
 the table is still loaded, as category ``system`` with all its fields kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pyarrow as pa
-
-from loaders.schema import TIMESTAMP, Column
 
 SYSMON, SECURITY, SYSTEM, POWERSHELL, TASKS = (
     "sysmon", "security", "system", "powershell", "taskscheduler")
@@ -146,55 +142,3 @@ def family(channel: str | None, provider: str | None) -> str:
     if c == "system":
         return SYSTEM
     return c or p
-
-
-def _c(name: str, meaning: str, typ: pa.DataType | None = None, ecs: str = "") -> Column:
-    return Column(name, typ or pa.string(), meaning, ecs)
-
-
-EXTRA_COLUMNS: tuple[Column, ...] = (
-    _c("win_event_id", "Windows event id (System/EventID)", pa.int64(), "event.code"),
-    _c("win_channel", "event log channel (System/Channel)", None, "winlog.channel"),
-    _c("win_provider", "event provider (System/Provider/@Name)", None, "winlog.provider_name"),
-    _c("win_record_id", "EventRecordID (restarts when a log is cleared)", pa.int64(),
-       "winlog.record_id"),
-    _c("win_event_data", "all EventData/UserData fields as a JSON object", None,
-       "winlog.event_data"),
-    _c("win_user_sid", "System/Security/@UserID: the account the event was logged for",
-       None, "winlog.user.identifier"),
-    _c("win_utc_time", "Sysmon EventData UtcTime (when the activity happened)", TIMESTAMP),
-    _c("win_rule_name", "Sysmon RuleName (matched configuration rule / technique tag)"),
-    _c("win_process_guid", "Sysmon ProcessGuid of the acting process (process trees)",
-       None, "process.entity_id"),
-    _c("win_parent_process_guid", "Sysmon ParentProcessGuid", None,
-       "process.parent.entity_id"),
-    _c("win_target_process_guid", "Sysmon TargetProcessGuid (process access, remote thread)"),
-    _c("win_parent_command_line", "parent process command line", None,
-       "process.parent.command_line"),
-    _c("win_current_directory", "process working directory", None,
-       "process.working_directory"),
-    _c("win_integrity_level", "process integrity level (Sysmon IntegrityLevel, 4688 "
-       "MandatoryLabel)"),
-    _c("win_hashes", "Sysmon Hashes (SHA1=…,MD5=…,SHA256=…,IMPHASH=…)", None, "file.hash.*"),
-    _c("win_logon_id", "logon id linking events of one logon session", None,
-       "winlog.logon.id"),
-    _c("win_logon_type", "logon type (2 interactive, 3 network, 10 remote interactive…)",
-       pa.int64(), "winlog.logon.type"),
-    _c("win_auth_package", "authentication package (NTLM, Kerberos, Negotiate)"),
-    _c("win_workstation", "client workstation name of a logon", None, "source.domain"),
-    _c("win_status", "failure status and sub-status codes (e.g. 0xc000006d/0xc000006a)"),
-    _c("win_src_port", "source port", pa.int64(), "source.port"),
-    _c("win_dst_ip", "destination address", None, "destination.ip"),
-    _c("win_dst_port", "destination port", pa.int64(), "destination.port"),
-    _c("win_dst_hostname", "destination host name", None, "destination.domain"),
-    _c("win_protocol", "network protocol", None, "network.transport"),
-    _c("win_granted_access", "access mask granted/requested (LSASS access = credential "
-       "theft)"),
-    _c("win_query_results", "Sysmon DNS QueryResults", None, "dns.answers"),
-    _c("win_details", "registry value data, new name, or privileges list"),
-    _c("win_member", "account added to or removed from a group", None, "group member"),
-    _c("win_script_block", "PowerShell script block text / pipeline payload", None,
-       "powershell.file.script_block_text"),
-    _c("win_script_block_id", "PowerShell ScriptBlockId (joins multi-part blocks)", None,
-       "powershell.file.script_block_id"),
-)

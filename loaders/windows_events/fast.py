@@ -1,7 +1,7 @@
 """Vectorized EVTX mapping: a batch of evtx-rs JSON records to one Arrow table at once.
 
-The per-record path (``json.loads``, :class:`~loaders.windows_events_model.WinEvent`,
-:func:`~loaders.windows_events_map.to_fields`) costs ~100 µs a record, twenty times what the
+The per-record path (``json.loads``, :class:`~loaders.windows_events.model.WinEvent`,
+:func:`~loaders.windows_events.map.to_fields`) costs ~100 µs a record, twenty times what the
 Rust parser needs to produce it. Here a batch is parsed by ``pyarrow.json`` and mapped with
 Arrow compute, for the records whose every value can be shown to map exactly as the
 per-record path would map it: Sysmon events (the bulk of these logs) whose ``EventData`` is
@@ -10,7 +10,7 @@ numbers and valid addresses. :func:`map_batch` returns a mask of those rows; eve
 record goes through the per-record path, so values, warnings and rejects never differ
 (``tests/test_windows_events_fast.py`` compares both paths on the real fixtures).
 
-The records are split and read by :mod:`loaders.windows_events_fast_text`, which also
+The records are split and read by :mod:`loaders.windows_events.fast_text`, which also
 rebuilds ``win_event_data`` from each record's own JSON text.
 """
 
@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.schema import TIMESTAMP
-from loaders.windows_events_fast_text import read_batch
-from loaders.windows_events_map import audit_outcome
-from loaders.windows_events_model import canonical_ip
-from loaders.windows_events_table import EVENT_TABLE, SYSMON, family
+from loaders.windows_events.catalog import EVENT_TABLE, SYSMON, family
+from loaders.windows_events.fast_text import read_batch
+from loaders.windows_events.map import audit_outcome
+from loaders.windows_events.model import canonical_ip
 
 MIN_ROWS = 128  # below this the fixed cost (~300 Arrow calls, ~3 ms) exceeds the per-record path
 _DETAIL_CHARS = 300  # as in windows_events_map._message

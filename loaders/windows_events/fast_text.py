@@ -10,7 +10,7 @@ normalized fields (``win_event_data``), and that text is read by ``pyarrow.json`
 event's fields.
 
 Every record whose layout or text the two cannot be shown exact for is marked unusable here
-and goes through the per-record path (:mod:`loaders.windows_events_fast` refuses its row).
+and goes through the per-record path (:mod:`loaders.windows_events.fast` refuses its row).
 """
 
 from __future__ import annotations

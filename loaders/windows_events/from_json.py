@@ -19,7 +19,7 @@ from xml.etree.ElementTree import ParseError
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from loaders.windows_events_model import WinEvent, clean, scalar, to_int
+from loaders.windows_events.model import WinEvent, clean, scalar, to_int
 
 # Fields of flat exports that describe the record, not the event (System, agent, table
 # metadata); everything else is an EventData field. Lower-case.

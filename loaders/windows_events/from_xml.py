@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from loaders.windows_events_model import WinEvent, clean, to_int
+from loaders.windows_events.model import WinEvent, clean, to_int
 
 MAX_EVENT_CHARS = 16 * 1024 * 1024
 _START = re.compile(r"<Event[\s>/]")

@@ -4,18 +4,18 @@ Reads (detected from the first bytes):
 
 - ``.evtx`` files (``ElfFile`` magic) through the ``evtx`` package; one record = one EVTX
   record, ``source_line`` = its index in the file, ``raw`` = its JSON rendering. Batches of
-  records are mapped column-wise by :mod:`loaders.windows_events_fast` where that gives the
+  records are mapped column-wise by :mod:`loaders.windows_events.fast` where that gives the
   same values; the other records take the per-record path below;
-- JSON / NDJSON as agents ship it (see :mod:`loaders.windows_events_json`): flat fields
+- JSON / NDJSON as agents ship it (see :mod:`loaders.windows_events.from_json`): flat fields
   (OTRF Mordor, NXLog), an ``EventData`` JSON/XML string (Sentinel table exports),
   Winlogbeat, evtx-style ``{"Event": {"System": …}}``; one record = one JSON value;
 - ``wevtutil qe /f:xml`` XML and ``<Events>`` documents, UTF-8 or UTF-16 (see
-  :mod:`loaders.windows_events_xml`); one record = one ``<Event>`` element;
+  :mod:`loaders.windows_events.from_xml`); one record = one ``<Event>`` element;
 - Sysmon for Linux syslog lines (``… sysmon: <Event>…</Event>``); one record = one line
   carrying event XML (other lines are skipped and counted in a file warning).
 
-Every form is normalized to a :class:`~loaders.windows_events_model.WinEvent` and mapped by
-the one table in :mod:`loaders.windows_events_table`; unknown event ids load as ``system``.
+Every form is normalized to a :class:`~loaders.windows_events.model.WinEvent` and mapped by
+the one table in :mod:`loaders.windows_events.catalog`; unknown event ids load as ``system``.
 The time is the event's own ``System/TimeCreated/@SystemTime`` (agent fields are fallbacks,
 most trusted first). The native id is (computer, channel, EventRecordID, time): record
 numbers restart when a log is cleared, so the number alone would collide.
@@ -32,16 +32,16 @@ from typing import Any
 import pyarrow as pa
 
 from loaders.base import Item, JsonLoader, Parsed, ParsedTable, Reject, Source, gc_paused
-from loaders.inputs import iter_text_chunks, text_head
-from loaders.jsonreader import JsonRecord
-from loaders.timeutil import TimeError
-from loaders.windows_events_evtx import EVTX_MAGIC, EvtxRecord, decode, iter_evtx
-from loaders.windows_events_fast import MIN_ROWS, map_batch
-from loaders.windows_events_json import from_evtx_json, from_json_value
-from loaders.windows_events_map import to_fields
-from loaders.windows_events_model import WinEvent, parse_time, resolve_time
-from loaders.windows_events_table import EXTRA_COLUMNS
-from loaders.windows_events_xml import XmlSplitter, parse_event_xml, syslog_event_xml
+from loaders.parsing.inputs import iter_text_chunks, text_head
+from loaders.parsing.jsonreader import JsonRecord
+from loaders.parsing.timeutil import TimeError
+from loaders.schema.extras import WINDOWS_EVENTS
+from loaders.windows_events.fast import MIN_ROWS, map_batch
+from loaders.windows_events.from_evtx import EVTX_MAGIC, EvtxRecord, decode, iter_evtx
+from loaders.windows_events.from_json import from_evtx_json, from_json_value
+from loaders.windows_events.from_xml import XmlSplitter, parse_event_xml, syslog_event_xml
+from loaders.windows_events.map import to_fields
+from loaders.windows_events.model import WinEvent, parse_time, resolve_time
 
 _SNIFF_CHARS = 16 * 1024
 _COPY_CHUNK = 1024 * 1024
@@ -80,8 +80,8 @@ class WindowsEventsLoader(JsonLoader):
     reads = ("EVTX; JSON/NDJSON from agents (flat/Mordor/NXLog, Sentinel EventData string, "
              "Winlogbeat, evtx-style Event JSON); wevtutil/Event Viewer XML (UTF-8/UTF-16); "
              "Sysmon for Linux syslog")
-    prefix = "win_"
-    extra_columns = EXTRA_COLUMNS
+    prefix = WINDOWS_EVENTS.prefix
+    extra_columns = WINDOWS_EVENTS.columns
     record = "EVTX record, JSON value, <Event> element, or syslog line with event XML"
 
     def sniff(self, head: bytes, name: str) -> bool:

@@ -2,7 +2,7 @@
 
 Fields every event may have (user, image, pid, ProcessGuid, RuleName…) are read first for all
 events, so an event id missing from the table still gets what can be known about it; then the
-event's *shape* (:mod:`loaders.windows_events_shapes`) reads what its kind carries.
+event's *shape* (:mod:`loaders.windows_events.shapes`) reads what its kind carries.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from loaders.windows_events_model import CaseFields, WinEvent, to_int
-from loaders.windows_events_shapes import SHAPES, Out, account
-from loaders.windows_events_table import EVENT_TABLE, SECURITY, SYSMON, Rule, family
+from loaders.windows_events.catalog import EVENT_TABLE, SECURITY, SYSMON, Rule, family
+from loaders.windows_events.model import CaseFields, WinEvent, to_int
+from loaders.windows_events.shapes import SHAPES, Out, account
 
 _AUDIT_SUCCESS, _AUDIT_FAILURE = 0x20000000000000, 0x10000000000000
 _DETAIL_CHARS = 300

@@ -1,7 +1,7 @@
 """The one in-memory shape every Windows input form is normalized to, and small value helpers.
 
 EVTX records, agent JSON (flat, ``EventData`` string, Winlogbeat, evtx-style) and event XML
-each become a :class:`WinEvent`; the mapping table in :mod:`loaders.windows_events_map`
+each become a :class:`WinEvent`; the mapping table in :mod:`loaders.windows_events.map`
 then turns a ``WinEvent`` into schema fields, so every form is mapped by the same code.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from loaders.timeutil import TimeError, parse_iso
+from loaders.parsing.timeutil import TimeError, parse_iso
 
 # Windows writes these where a field has no value; they are "absent" for core columns.
 _EMPTY = frozenset({"", "-", "null", "n/a"})

@@ -1,8 +1,8 @@
 """Field shapes: one small function per kind of Windows event, named by the table.
 
 Each shape reads the fields its events carry (case-insensitively, through
-:class:`~loaders.windows_events_model.CaseFields`) into the output dict that
-:func:`loaders.windows_events_map.to_fields` pre-filled with what every event may have.
+:class:`~loaders.windows_events.model.CaseFields`) into the output dict that
+:func:`loaders.windows_events.map.to_fields` pre-filled with what every event may have.
 A damaged value (e.g. an address that is not one) is set to None with a warning.
 """
 
@@ -15,7 +15,7 @@ from xml.sax.saxutils import unescape
 
 import defusedxml.ElementTree as SafeET
 
-from loaders.windows_events_model import CaseFields, WinEvent, canonical_ip, clean, to_int
+from loaders.windows_events.model import CaseFields, WinEvent, canonical_ip, clean, to_int
 
 Out = dict[str, Any]
 Shape = Callable[[CaseFields, Out, WinEvent, list[str]], None]
