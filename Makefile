@@ -57,7 +57,7 @@ test-fast: $(STAMP) native
 	$(BIN)/python -m pytest -m "not slow" --nbval-lax tests notebooks
 
 docs: $(STAMP)
-	$(BIN)/python -m loaders.schema.doc > docs/SCHEMA.md
+	$(BIN)/python -m loaders.schemadoc > docs/SCHEMA.md
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'

@@ -6,9 +6,9 @@ source above them, listed in :mod:`loaders.registry`; the evidence store
 (:mod:`loaders.store`), which imports the schema and no parser; and ingest orchestration
 (:mod:`loaders.ingest`), which wires the registry to the store.
 
-Importing ``loaders`` imports no parser and reads no file: each loader is imported the first
-time it is asked for (:func:`get_loader`), and all of them when a file's format must be
-detected.
+Importing ``loaders`` (or any layer below it, such as the store's read side) imports no parser
+and reads no file: the names below are imported on first use, each loader the first time it
+is asked for (:func:`get_loader`), and all of them when a file's format must be detected.
 
 Example:
     >>> import loaders
@@ -27,22 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loaders.base import Loader, LoadOptions
-from loaders.registry import (
-    AmbiguousFormat,
-    UnknownFormat,
-    UnrecognizedFormat,
-    all_loaders,
-    detect,
-    get_loader,
-    sources_table,
-)
-from loaders.schema import event_schema
-
-if TYPE_CHECKING:  # pandas is imported only by load(): ingest never needs it
+if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
     import pandas as pd
 
+    from loaders.base import Loader, LoadOptions
     from loaders.ingest.runner import FileCounts, FileRun
+    from loaders.registry import (
+        AmbiguousFormat,
+        UnknownFormat,
+        UnrecognizedFormat,
+        all_loaders,
+        detect,
+        get_loader,
+        sources_table,
+    )
+    from loaders.schema import event_schema
 
 __all__ = [
     "LOADERS", "AmbiguousFormat", "LoadOptions", "LoadResult", "Loader", "UnknownFormat",
@@ -51,10 +50,26 @@ __all__ = [
 ]
 
 
+_LAZY = {
+    "Loader": "loaders.base", "LoadOptions": "loaders.base",
+    "AmbiguousFormat": "loaders.registry", "UnknownFormat": "loaders.registry",
+    "UnrecognizedFormat": "loaders.registry", "all_loaders": "loaders.registry",
+    "detect": "loaders.registry", "get_loader": "loaders.registry",
+    "sources_table": "loaders.registry", "event_schema": "loaders.schema",
+}
+
+
 def __getattr__(name: str) -> Any:
+    import importlib
+
     if name == "LOADERS":  # every loader by name: imports all of them, so only on demand
+        from loaders.registry import all_loaders
+
         return all_loaders()
-    raise AttributeError(f"module 'loaders' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loaders' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass
@@ -83,6 +98,7 @@ def _run(path: str | os.PathLike[str], format: str | None, options: LoadOptions,
          ingest_id: str) -> FileRun:
     from loaders.ingest.runner import FileRun
     from loaders.parsing.inputs import input_file, read_head
+    from loaders.registry import detect, get_loader
 
     file = input_file(path)
     head = read_head(file.path)
@@ -98,6 +114,8 @@ def iter_batches(
 
     Rejects are not returned here; use :func:`load` or the store to keep them.
     """
+    from loaders.base import LoadOptions
+
     run = _run(path, format, options or LoadOptions(), "adhoc")
     for kind, table in run:
         if kind == "events":
@@ -117,6 +135,8 @@ def load(
     """
     import pandas as pd
 
+    from loaders.base import LoadOptions
+    from loaders.schema import event_schema
     from loaders.store.layout import REJECT_SCHEMA
 
     run = _run(path, format, options or LoadOptions(), "adhoc-" + uuid.uuid4().hex[:8])

@@ -1,4 +1,4 @@
-"""Render docs/SCHEMA.md from the registered schema: ``python -m loaders.schema.doc``.
+"""Render docs/SCHEMA.md from the registered schema: ``python -m loaders.schemadoc``.
 
 The document is generated so it cannot drift from the code; ``tests/test_schema.py`` checks
 the committed file is current.
@@ -11,8 +11,8 @@ from loaders.schema import CATEGORIES, CORE_COLUMNS, OUTCOMES, Column
 
 _HEAD = """# Event schema
 
-Generated from `loaders/schema.py` and the loaders' declarations by
-`python -m loaders.schema.doc > docs/SCHEMA.md`; do not edit by hand.
+Generated from `loaders/schema/` (core and extra columns) and the loaders' descriptions by
+`python -m loaders.schemadoc > docs/SCHEMA.md`; do not edit by hand.
 
 Every Parquet file in the store carries all of these columns (nulls where a source has no
 value). Readers tolerate files written before a column existed.

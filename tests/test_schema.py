@@ -8,7 +8,7 @@ import pytest
 
 import loaders
 from loaders.schema import CORE_NAMES, SchemaError, event_schema, validate
-from loaders.schema.doc import render
+from loaders.schemadoc import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def test_imports_resolve_to_this_checkout() -> None:
 
 def test_schema_doc_is_current() -> None:
     assert (ROOT / "docs" / "SCHEMA.md").read_text() == render(), (
-        "regenerate with: python -m loaders.schema.doc > docs/SCHEMA.md"
+        "regenerate with: python -m loaders.schemadoc > docs/SCHEMA.md"
     )
 
 
