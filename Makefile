@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_STORE := out/demo-store
 
-.PHONY: demo test test-fast lint typecheck docs bench fuzz clean help native
+.PHONY: demo test test-fast lint typecheck docs golden bench fuzz clean help native
 
 help:
 	@echo "make demo   - set up .venv, ingest data-samples/ into $(DEMO_STORE), show what is in it"
 	@echo "make test   - set up .venv, run lint, type checks, the whole test suite and notebooks"
 	@echo "make test-fast - the suite without tests marked slow"
+	@echo "make golden - rewrite tests/golden/ (stored values of every fixture) after a reviewed change"
 	@echo "make bench  - run the benchmarks and rewrite docs/BENCHMARKS.md"
 	@echo "make fuzz   - install atheris and fuzz every loader (RUNS=20000)"
 	@echo "make native - compile the auditd hot path with mypyc (done by demo, test and bench)"
@@ -58,6 +59,11 @@ test-fast: $(STAMP) native
 
 docs: $(STAMP)
 	$(BIN)/python -m loaders.schemadoc > docs/SCHEMA.md
+
+# tests/test_golden.py compares every fixture's stored core values with tests/golden/; after a
+# change of stored values that is intended, rewrite them and commit the diff with the change
+golden: $(STAMP)
+	$(BIN)/python -m tests.golden
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
