@@ -66,7 +66,7 @@ def versions() -> str:
 
 
 def auditd_modules() -> str:
-    """Whether the measured commands ran the compiled auditd modules (loaders/native.py)."""
+    """Whether the measured commands ran the compiled auditd modules (loaders/linux_auditd/native.py)."""
     from importlib.metadata import version
 
     from loaders.linux_auditd.native import check
