@@ -66,7 +66,8 @@ def versions() -> str:
 
 
 def auditd_modules() -> str:
-    """Whether the measured commands ran the compiled auditd modules (loaders/linux_auditd/native.py)."""
+    """Whether the measured commands ran the compiled auditd modules
+    (loaders/linux_auditd/native.py)."""
     from importlib.metadata import version
 
     from loaders.linux_auditd.native import check
