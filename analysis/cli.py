@@ -89,6 +89,7 @@ def _parse_map(items: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    import loaders
     from loaders import UnknownFormat
     from loaders.base import LoadOptions
     from loaders.ingest.pipeline import Progress, discover, ingest
@@ -112,7 +113,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             bar.file_done(outcome)
 
     # everything imported so far lives as long as the process: keep the collector from
-    # walking it again and again (~5% of a parse-heavy ingest)
+    # walking it again and again (~5% of a parse-heavy ingest); the loaders are imported on
+    # first use, so import the ones this run needs first
+    try:
+        loaders.get_loader(args.format) if args.format else loaders.all_loaders()
+    except UnknownFormat as exc:
+        raise UsageError(f"{exc} (see `auditlens sources`)") from None
     gc.freeze()
     try:
         report = ingest(Store(args.store), args.paths, format=args.format, jobs=args.jobs,

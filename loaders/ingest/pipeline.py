@@ -157,7 +157,8 @@ def _worker_init() -> None:
     them again and again (as the CLI does for the main process)."""
     import gc
 
-    gc.freeze()  # the loaders are imported: this module imports them
+    loaders.all_loaders()  # imported now, so that the freeze covers them
+    gc.freeze()
 
 
 def _release_memory() -> None:
