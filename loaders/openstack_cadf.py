@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from loaders.base import Item, JsonLoader, Parsed, Reject
-from loaders.parsing.cloud_fields import canonical_ip, text_or_none
+from loaders.parsing.cloud_fields import text_or_none
 from loaders.parsing.inputs import text_head
 from loaders.parsing.jsonreader import JsonRecord
 from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.parsing.values import canonical_ip
 from loaders.schema.extras import OPENSTACK_CADF
 
 OUTCOMES: dict[str, str] = {"success": "success", "failure": "failure", "pending": "unknown",

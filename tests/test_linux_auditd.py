@@ -251,7 +251,7 @@ def test_synthetic_gz_rotation() -> None:
     assert cat["process_command_line"] == "cat /etc/shadow"
     login = _event(path, 4002)
     assert (login["user"], login["user_id"], login["src_ip"]) == (
-        "1001", "1001", "::ffff:192.0.2.44")
+        "1001", "1001", "192.0.2.44")
 
 
 def test_record_parsing_and_decoding() -> None:
@@ -271,7 +271,9 @@ def test_record_parsing_and_decoding() -> None:
     assert decode_sockaddr("0A0001BB0000000020010DB800000000000000000000000700000000") == (
         "inet6", "2001:db8::7", 443)
     assert decode_sockaddr("0100006162630000") == ("unix", "@abc", None)
-    assert canonical_ip("?") is None and canonical_ip("2001:0db8::0001") == "2001:db8::1"
+    assert canonical_ip("?") == (None, None)
+    assert canonical_ip("2001:0db8::0001") == ("2001:db8::1", None)
+    assert canonical_ip("::ffff:192.0.2.44") == ("192.0.2.44", None)
 
 
 def test_window_bounds_memory_and_late_records_become_fragments() -> None:

@@ -52,7 +52,7 @@ def test_the_build_covers_the_compiled_modules_and_what_they_import(tmp_path: Pa
     assert set(native.COMPILED) <= set(real)
     assert {"loaders.base", "loaders.schema", "loaders.linux_auditd.rows"} <= set(real)
     others = [n for n in real if not n.startswith(("loaders.linux_auditd.", "loaders.base",
-                                                   "loaders.schema", "loaders.parsing."))]
+                                                   "loaders.schema", "loaders.parsing"))]
     assert others == []  # no other source's parser, nothing of the store or ingest
     assert not any(n.startswith(("loaders.k8s", "loaders.windows", "loaders.store"))
                    for n in real)

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 import loaders
+from loaders.parsing.values import canonical_ip
 from loaders.windows_events.from_xml import XmlSplitter, parse_event_xml
 from loaders.windows_events.loader import LOADER
-from loaders.windows_events.model import WinEvent, canonical_ip, to_int
+from loaders.windows_events.model import WinEvent, to_int
 
 DIR = Path(__file__).parent / "fixtures" / "windows-sysmon"
 PSEXEC_EVTX = DIR / "ID11_13_17_18-PSexec_as_system_execution.evtx"

@@ -29,6 +29,7 @@ from loaders.base import (
     make_uid,
 )
 from loaders.parsing.inputs import InputFile
+from loaders.parsing.values import conform
 from loaders.schema import SchemaError, event_schema, validate
 from loaders.store.layout import REJECT_SCHEMA
 
@@ -295,6 +296,7 @@ class FileRun:
         return validate(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), self._schema)
 
     def _finish(self, table: pa.Table) -> pa.Table:
+        table = conform(table)  # one spelling of names and addresses, whatever the path
         self.counts.loaded += table.num_rows
         ts = pc.min_max(table.column("timestamp"))
         lo, hi = ts["min"].as_py(), ts["max"].as_py()

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from loaders.k8s_audit.details import _BINDINGS, _POD_SPEC_PATHS
 from loaders.k8s_audit.loader import categorize, outcome
 from loaders.parsing.jsonl_blocks import BLANK_TEXT, ISO_TEXT
+from loaders.parsing.values import canonical_ips
 
 # Python's decoder fails at a depth of ~1000 minus the caller's stack depth (Arrow has no
 # limit): a row with more opening brackets than this may be too deep for it
@@ -125,9 +126,9 @@ def columns(t: pa.Table, raw: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray
     odd |= ~_mask(pc.or_kleene(pc.or_kleene(pc.is_valid(col["verb"]), pc.is_valid(
         col["stage"])), pc.is_valid(col["requestURI"])))
     groups = _field(col["user"], "groups")
-    odd[_null_item_rows(groups)] = True  # str(None) in the join
-    src_ip, null_ip = _first_item(col["sourceIPs"])
-    odd |= null_ip
+    odd[_null_item_rows(groups)] = True  # the per-event path skips the null in the join
+    src_ip, ip_warning = canonical_ips(_first_item(col["sourceIPs"]))
+    odd |= _mask(pc.is_valid(ip_warning))  # the per-event path adds the warning
     ref = col["objectRef"]
     verb = pc.fill_null(col["verb"], "")
     resource = pc.fill_null(_field(ref, "resource"), "")
@@ -157,14 +158,12 @@ def _null_item_rows(lists: pa.Array) -> np.ndarray:
     return parents[_mask(pc.is_null(items))]
 
 
-def _first_item(lists: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Each list's first item (null for a null or empty list), and the rows where that item
-    is null (``str(None)`` in the per-event path)."""
+def _first_item(lists: pa.Array) -> pa.Array:
+    """Each list's first item (null for a null or empty list)."""
     offsets = lists.offsets.to_numpy(zero_copy_only=False)
     has = (np.diff(offsets) > 0) & _mask(pc.is_valid(lists))
     at = np.where(has, offsets[:-1], -1)
-    first = pc.take(lists.values, pa.array(at, mask=~has))
-    return first, has & _mask(pc.is_null(first), True)
+    return pc.take(lists.values, pa.array(at, mask=~has))
 
 
 def _deep(raw: pa.Array) -> np.ndarray:
@@ -252,8 +251,7 @@ def _details(request: pa.Array, resource: pa.Array) -> dict[str, pa.Array]:
 def _binding(request: pa.Array, rows: np.ndarray) -> dict[str, pa.Array]:
     """``k8s_role_ref`` and ``k8s_subjects`` of the role bindings in ``rows``."""
     ref = _field(request, "roleRef")
-    role_ref = pc.binary_join_element_wise(pc.fill_null(_field(ref, "kind"), "None"),
-                                           pc.fill_null(_field(ref, "name"), "None"), "/")
+    role_ref = _joined("/", _text(_field(ref, "kind")), _text(_field(ref, "name")))
     items, parents = _items(_field(request, "subjects"))
     names = pc.fill_null(_joined("/", *(_text(_field(items, k)) for k in (
         "kind", "namespace", "name"))), "")
@@ -298,8 +296,9 @@ def _pod_spec(spec: pa.Array, rows: np.ndarray) -> dict[str, pa.Array]:
     image, parents = _first_of_each(pa.concat_arrays(images), np.concatenate(image_rows))
     volumes, parents_v = _items(_field(spec, "volumes"))
     host_path = _field(volumes, "hostPath")
-    keep = rows[parents_v] & _mask(pc.is_valid(host_path))
-    mounts = pc.fill_null(_field(host_path, "path"), "None").filter(keep)
+    path = _text(_field(host_path, "path"))
+    keep = rows[parents_v] & _mask(pc.is_valid(host_path)) & _mask(pc.is_valid(path))
+    mounts = path.filter(keep)
     return {
         "k8s_privileged": pc.if_else(selected, pa.array(privileged), pa.scalar(None,
                                                                                pa.bool_())),

@@ -95,15 +95,17 @@ def request_details(resource: str, request: Any) -> dict[str, Any]:
         out["k8s_host_network"] = spec.get("hostNetwork") is True
         out["k8s_host_pid"] = spec.get("hostPID") is True
         out["k8s_host_ipc"] = spec.get("hostIPC") is True
-        mounts = [str((v.get("hostPath") or {}).get("path")) for v in _dicts(spec.get("volumes"))
-                  if isinstance(v.get("hostPath"), dict)]
+        mounts = [str(path) for v in _dicts(spec.get("volumes"))
+                  if isinstance(v.get("hostPath"), dict)
+                  and (path := v["hostPath"].get("path")) not in (None, "")]
         out["k8s_host_mounts"] = ",".join(mounts) or None
         images = [str(c["image"]) for c in containers if c.get("image")]
         out["k8s_images"] = ",".join(dict.fromkeys(images)) or None
     if resource in _BINDINGS:
         ref = request.get("roleRef")
         if isinstance(ref, dict):
-            out["k8s_role_ref"] = f"{ref.get('kind')}/{ref.get('name')}"
+            out["k8s_role_ref"] = "/".join(str(p) for p in (ref.get("kind"), ref.get("name"))
+                                           if p not in (None, "")) or None
         subjects = ["/".join(str(s[k]) for k in ("kind", "namespace", "name") if s.get(k))
                     for s in _dicts(request.get("subjects"))]
         out["k8s_subjects"] = ",".join(subjects) or None

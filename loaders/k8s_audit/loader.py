@@ -26,6 +26,7 @@ from loaders.k8s_audit.wrappers import Unwrapped, unwrap
 from loaders.parsing.batch_items import compact_json, element_spans
 from loaders.parsing.jsonreader import JsonRecord
 from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.parsing.values import canonical_ip, join
 from loaders.schema.extras import K8S_AUDIT
 
 _SESSION_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
@@ -181,7 +182,10 @@ class K8sAuditLoader(JsonLoader):
         sub = str(ref.get("subresource") or "")
         decision = _text(annotations.get("authorization.k8s.io/decision"))
         ips = ev.get("sourceIPs") or []
-        src_ip = str(ips[0]) if isinstance(ips, list) and ips else None
+        # the first is the client (X-Forwarded-For's first), the rest proxies on the way
+        src_ip, ip_warning = canonical_ip(ips[0] if isinstance(ips, list) and ips else None)
+        if ip_warning:
+            warnings.append(ip_warning)
         username = _text(user.get("username"))
         name = _text(ref.get("name")) or _created_name(ev)
         target = "/".join(str(p) for p in (ref.get("namespace"), resource, name, sub) if p)
@@ -216,7 +220,8 @@ class K8sAuditLoader(JsonLoader):
             "k8s_audit_level": _text(ev.get("level")),
             "k8s_decision": decision,
             "k8s_reason": _text(annotations.get("authorization.k8s.io/reason")),
-            "k8s_groups": ",".join(str(g) for g in user.get("groups") or []) or None,
+            "k8s_groups": join(groups if isinstance(groups := user.get("groups"), list)
+                               else [groups]),
             "k8s_impersonated_user": _text(imp.get("username")),
             "k8s_request_uri": _text(ev.get("requestURI")),
             "k8s_wrapper": found.wrapper or None,

@@ -15,6 +15,7 @@ import struct
 from functools import lru_cache
 
 from loaders.linux_auditd.split import split_simple
+from loaders.parsing import values
 
 _HEADER = re.compile(
     r"(?:node=(?P<node>\S+) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
@@ -347,7 +348,8 @@ def decode_sockaddr(value: str | None) -> tuple[str | None, str | None, int | No
         return family, str(ipaddress.IPv4Address(raw[4:8])), port
     if family == "inet6" and len(raw) >= 24:
         port = struct.unpack_from(">H", raw, 2)[0]
-        return family, str(ipaddress.IPv6Address(raw[8:24])), port
+        v6 = ipaddress.IPv6Address(raw[8:24])  # mapped IPv4 as dotted IPv4, as everywhere
+        return family, str(v6.ipv4_mapped or v6), port
     if family == "unix":
         path = raw[2:]
         if path[:1] == b"\0":
@@ -361,15 +363,7 @@ def decode_sockaddr(value: str | None) -> tuple[str | None, str | None, int | No
 
 
 @lru_cache(maxsize=4096)
-def canonical_ip(value: str | None) -> str | None:
-    """``addr=`` as a canonical IP text, None for ``?``/empty/not an address."""
-    text = decode_value("addr", value)
-    if not text:
-        return None
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return f"::ffff:{ip.ipv4_mapped}"  # RFC 5952 §5: mapped IPv4 keeps dotted form
-    return str(ip)
+def canonical_ip(value: str | None) -> tuple[str | None, str | None]:
+    """``addr=`` as :func:`loaders.parsing.values.canonical_ip` (address, warning); ``?``
+    and empty are None without a warning."""
+    return values.canonical_ip(decode_value("addr", value))

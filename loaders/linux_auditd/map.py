@@ -226,7 +226,7 @@ def map_event(ev: Event) -> tuple[Any, ...]:
     cwd = decode_value("cwd", by_type["CWD"][0].fields.get("cwd")) if "CWD" in by_type \
         else decode_value("cwd", get("cwd"))
     addr = get("addr")
-    src_ip = canonical_ip(addr) if addr is not None else None
+    src_ip, ip_warning = canonical_ip(addr) if addr is not None else (None, None)
     target_type, target = _target(category, kind, pfields, merged, acct, exe, paths,
                                   family, address, port)
     outcome = _outcome(pfields, merged)
@@ -249,6 +249,8 @@ def map_event(ev: Event) -> tuple[Any, ...]:
 
     warnings = [f"incomplete event: {p}" for p in problems]
     warnings += [r.warning for r in recs if r.warning]
+    if ip_warning:
+        warnings.append(ip_warning)
     ses = get("ses")
     return (
         ts, category, action, outcome, user, user_id, src_ip,

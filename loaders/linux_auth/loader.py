@@ -15,7 +15,6 @@ zone are taken as UTC.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from typing import Any
 from loaders.base import Item, LineLoader, Parsed, Reject, Source
 from loaders.linux_auth.messages import interpret
 from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.parsing.values import canonical_ip
 from loaders.schema.extras import LINUX_AUTH
 
 _MONTHS = {m: i for i, m in enumerate(
@@ -51,18 +51,6 @@ _SNIFF_ISO = re.compile(
     rb"\S+ ([^\s\[:]+)(?:\[\d+\])?:")
 _SNIFF_5424 = re.compile(rb"(?m)^<\d{1,3}>1 \S+ \S+ (\S+) \S+ \S+ ")
 _FAR = timedelta(days=180)
-
-
-def _canonical_ip(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        ip = ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return f"::ffff:{ip.ipv4_mapped}"
-    return str(ip)
 
 
 class YearGuesser:
@@ -175,15 +163,15 @@ class LinuxAuthLoader(LineLoader):
             action, category, outcome, f = "message", "log", "unknown", {}
         else:
             action, category, outcome, f = found
-        ip = _canonical_ip(f.get("ip"))
-        if f.get("ip") and ip is None and f["ip"] not in ("UNKNOWN", "?"):
-            warnings.append(f"client address {f['ip'][:60]!r} is not an IP address")
+        ip, ip_warning = canonical_ip(f.get("ip"))
         user = f.get("user") or None
         target = f.get("target")
         target_type = "account" if target else None
         if action == "ssh_listen":
             target_type, target = "listener", f"{f.get('ip')}:{f.get('port')}"
-            ip = None
+            ip = ip_warning = None
+        if ip_warning:
+            warnings.append(ip_warning)
         session = f.get("session")
         fields: dict[str, Any] = {
             "timestamp": ts,

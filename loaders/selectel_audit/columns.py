@@ -15,8 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.parsing.cloud_fields import CANONICAL_JSON, canonical_ip, text_or_none
+from loaders.parsing.cloud_fields import CANONICAL_JSON, text_or_none
 from loaders.parsing.jsonl_blocks import BLANK_TEXT, ISO_TEXT
+from loaders.parsing.values import canonical_ip
 from loaders.selectel_audit.fields import categorize, outcome
 
 # Python's decoder fails at a depth of ~1000 minus the caller's stack depth; Arrow has no

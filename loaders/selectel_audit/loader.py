@@ -31,9 +31,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loaders.base import Item, Loader, Parsed, Reject, Source
-from loaders.parsing.cloud_fields import canonical_ip, fast_iso, json_text, text_or_none
+from loaders.parsing.cloud_fields import fast_iso, json_text, text_or_none
 from loaders.parsing.inputs import text_head
 from loaders.parsing.timeutil import TimeError, from_epoch
+from loaders.parsing.values import canonical_ip
 from loaders.schema.extras import SELECTEL_AUDIT
 from loaders.selectel_audit.fast import jsonl_head, parse_jsonl
 from loaders.selectel_audit.fields import categorize, flatten, outcome

@@ -24,9 +24,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from loaders.base import Item, Loader, Parsed, Reject, Source
-from loaders.parsing.cloud_fields import canonical_ip, text_or_none
+from loaders.parsing.cloud_fields import text_or_none
 from loaders.parsing.inputs import detect_encoding
 from loaders.parsing.timeutil import TimeError
+from loaders.parsing.values import canonical_ip
 from loaders.schema.extras import SELECTEL_AUTH
 from loaders.selectel_auth.headers import (
     ROLE_OF,

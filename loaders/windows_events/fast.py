@@ -23,11 +23,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loaders.parsing.values import canonical_ip
 from loaders.schema import TIMESTAMP
 from loaders.windows_events.catalog import EVENT_TABLE, SYSMON, family
 from loaders.windows_events.fast_text import read_batch
 from loaders.windows_events.map import audit_outcome
-from loaders.windows_events.model import canonical_ip
 
 MIN_ROWS = 128  # below this the fixed cost (~300 Arrow calls, ~3 ms) exceeds the per-record path
 _DETAIL_CHARS = 300  # as in windows_events_map._message

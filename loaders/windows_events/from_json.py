@@ -19,6 +19,7 @@ from xml.etree.ElementTree import ParseError
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+from loaders.parsing import values
 from loaders.windows_events.model import WinEvent, clean, scalar, to_int
 
 # Fields of flat exports that describe the record, not the event (System, agent, table
@@ -176,7 +177,7 @@ def _first(obj: dict[str, Any], *names: str) -> Any:
 
 def _keywords(value: Any) -> str | None:
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        return values.join(value, ", ")
     return clean(value)
 
 

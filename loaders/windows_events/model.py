@@ -7,7 +7,6 @@ then turns a ``WinEvent`` into schema fields, so every form is mapped by the sam
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,30 +101,6 @@ def to_int(value: Any) -> int | None:
         return int(text, 16) if text.lower().startswith("0x") else int(text)
     except ValueError:
         return None
-
-
-def canonical_ip(value: Any) -> tuple[str | None, str | None]:
-    """Canonical text of an address, and a warning when the value is not an address.
-
-    IPv4-mapped IPv6 (``::ffff:10.0.0.5``, as Kerberos events write it) becomes IPv4 so one
-    client has one spelling. ``-``, empty and local placeholders are None without a warning.
-
-    Returns:
-        (address or None, warning or None)
-    """
-    text = clean(value)
-    if text is None:
-        return None, None
-    candidate = text.strip("[]")
-    if "%" in candidate:  # zone index of a link-local address
-        candidate = candidate.split("%", 1)[0]
-    try:
-        addr = ipaddress.ip_address(candidate)
-    except ValueError:
-        return None, f"not an IP address: {text[:60]!r}"
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped), None
-    return str(addr), None
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -15,7 +15,8 @@ from xml.sax.saxutils import unescape
 
 import defusedxml.ElementTree as SafeET
 
-from loaders.windows_events.model import CaseFields, WinEvent, canonical_ip, clean, to_int
+from loaders.parsing.values import canonical_ip
+from loaders.windows_events.model import CaseFields, WinEvent, clean, to_int
 
 Out = dict[str, Any]
 Shape = Callable[[CaseFields, Out, WinEvent, list[str]], None]
@@ -38,9 +39,9 @@ def account(f: CaseFields, prefix: str) -> str | None:
 
 
 def _ip(out: Out, column: str, value: str | None, warnings: list[str]) -> None:
-    addr, warning = canonical_ip(value)
+    addr, warning = canonical_ip(value, column)
     if warning:
-        warnings.append(f"{column}: {warning}")
+        warnings.append(warning)
     out[column] = addr
 
 
