@@ -213,6 +213,166 @@ def _verify(store: Any, out: TextIO) -> int:
     return 1
 
 
+# --- detect ---------------------------------------------------------------------------
+
+_SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+
+
+def _load_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"no config file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    unknown = set(data) - {"detect", "params"}
+    if unknown:
+        raise UsageError(f"{path}: unknown sections {sorted(unknown)}; use [detect] and "
+                         "[params.<detector>]")
+    return data
+
+
+def _detect_params(config: dict[str, Any], items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    params: dict[str, dict[str, Any]] = {}
+    for det, values in (config.get("params") or {}).items():
+        if not isinstance(values, dict):
+            raise UsageError(f"[params.{det}] must be a table of parameter = value")
+        params.setdefault(det, {}).update(values)
+    for item in items:
+        key, sep, value = item.partition("=")
+        det, dot, name = key.partition(".")
+        if not sep or not dot or not det or not name:
+            raise UsageError(f"--param wants DETECTOR.NAME=VALUE, not {item!r}")
+        params.setdefault(det, {})[name] = value
+    return params
+
+
+def cmd_detect_list(out: TextIO) -> int:
+    from analysis.detect.base import registry_table
+
+    rows = registry_table()
+    _table([[r["name"], r["version"], r["kind"], ",".join(r["attack"]),
+             ", ".join(f"{k}={v}" for k, v in r["params"].items()), r["title"]]
+            for r in rows], ["detector", "version", "kind", "att&ck", "parameters", "what"],
+           out)
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    if args.list:
+        return cmd_detect_list(sys.stdout)
+    from analysis.detect.base import run_detectors
+    from analysis.findings import findings_table, save_run, write_findings
+    from analysis.identities import NO_ALIASES, Identities
+    from analysis.scope import EmptyStore, Scope, utc
+    from loaders.store.store import Store, StoreBusy
+
+    config = _load_config(args.config)
+    section = config.get("detect") or {}
+    only = args.only or section.get("only")
+    skip = args.skip or section.get("skip")
+    ident_path = args.identities or section.get("identities")
+    try:
+        identities = Identities.load(ident_path) if ident_path else NO_ALIASES
+        params = _detect_params(config, args.param)
+        scope = Scope(args.store, start=args.since or section.get("since"),
+                      end=args.until or section.get("until"),
+                      sources=_split(args.sources) or section.get("sources"),
+                      where=args.where or section.get("where"))
+        baseline = utc(args.baseline_start or section.get("baseline_start"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if not Store(args.store).exists():
+        print(f"auditlens: no store at {safe(args.store)}; create one with "
+              "`auditlens ingest PATH --store DIR`", file=sys.stderr)
+        return 1
+    bar = _DetectBar()
+    try:
+        result = run_detectors(scope, only=only, skip=skip, params=params,
+                               identities=identities, baseline_start=baseline,
+                               progress=bar.step)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except EmptyStore as exc:
+        print(f"auditlens: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+    try:
+        run_id = save_run(args.store, result)
+    except StoreBusy as exc:
+        print(f"auditlens: {exc}", file=sys.stderr)
+        return 1
+    out = sys.stdout
+    _print_detect_summary(result, run_id, out)
+    if args.out:
+        frame = findings_table(result.findings, run_id, result.params).to_pandas()
+        try:
+            path = write_findings(frame, args.out)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"findings written to {safe(path)}", file=out)
+    if result.failed:
+        print(f"auditlens: {len(result.failed)} detectors failed: "
+              + ", ".join(f"{d.name} ({safe(d.message)})" for d in result.failed),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+class _DetectBar:
+    """One line per detector on a terminal (tqdm), silent otherwise."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def step(self, name: str, index: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="detector", desc="detect", file=sys.stderr,
+                            disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
+        self.bar.n = index
+        self.bar.set_postfix_str(name, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_detect_summary(result: Any, run_id: str, out: TextIO) -> None:
+    from collections import Counter
+
+    counts = Counter(f.severity for f in result.findings)
+    print(f"detection run {run_id}: {len(result.findings)} findings ("
+          + ", ".join(f"{counts[s]} {s}" for s in _SEVERITY_ORDER if counts[s]) + ")"
+          if result.findings else f"detection run {run_id}: no findings", file=out)
+    print(file=out)
+    by = Counter((f.detector, f.severity) for f in result.findings)
+    _table([[d.name, d.status, *(str(by[(d.name, s)]) for s in _SEVERITY_ORDER),
+             f"{d.seconds:.2f}s", d.message[:60]] for d in result.detectors],
+           ["detector", "status", *_SEVERITY_ORDER, "runtime", "note"], out)
+    top = [f for f in result.findings if f.severity in ("critical", "high", "medium")]
+    if top:
+        print("\nfindings of medium severity and above:", file=out)
+        _table([[f.severity, str(f.first_seen)[:19], f.detector, f.entity, f.title]
+                for f in sorted(top, key=lambda f: (_SEVERITY_ORDER.index(f.severity),
+                                                    f.first_seen))],
+               ["severity", "first seen (UTC)", "detector", "entity", "title"], out)
+    print("\nread them: auditlens detect --out findings.csv, or "
+          "analysis.read_findings(STORE) in Python", file=out)
+
+
 # --- parser ---------------------------------------------------------------------------
 
 
@@ -253,6 +413,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also check every stored file against its recorded SHA-256 and "
                    "re-hash the original inputs that are still present")
     p.set_defaults(func=cmd_info)
+
+    p = with_store(sub.add_parser(
+        "detect", help="run the detectors over the store and store their findings",
+        description="Run the detectors (login analytics, …) over the store; the findings "
+        "are stored beside the events (read them with analysis.read_findings). Baselines "
+        "learn only from events before the one judged."))
+    p.add_argument("--list", action="store_true", help="print the detector registry and exit")
+    p.add_argument("--since", metavar="TIME", help="judge events from this time (UTC ISO 8601)")
+    p.add_argument("--until", metavar="TIME", help="judge events before this time")
+    p.add_argument("--sources", metavar="A,B", help="only these sources")
+    p.add_argument("--where", metavar="SQL", help="your own SQL condition on the events judged")
+    p.add_argument("--only", action="append", metavar="DETECTOR", help="run only these "
+                   "(repeatable)")
+    p.add_argument("--skip", action="append", metavar="DETECTOR", help="skip these (repeatable)")
+    p.add_argument("--param", action="append", default=[], metavar="DETECTOR.NAME=VALUE",
+                   help="set a detector parameter (repeatable; see --list)")
+    p.add_argument("--config", metavar="FILE", help="TOML: [detect] only/skip/since/until/"
+                   "sources/identities/baseline_start, [params.DETECTOR] name = value")
+    p.add_argument("--identities", metavar="FILE", help="alias table (CSV alias,principal"
+                   "[,kind] or TOML [aliases])")
+    p.add_argument("--baseline-start", metavar="TIME", help="baselines learn only from "
+                   "events after this time (default: every earlier event)")
+    p.add_argument("--out", metavar="FILE", help="also write the findings to .parquet, "
+                   ".csv or .json")
+    p.set_defaults(func=cmd_detect)
     return parser
 
 
