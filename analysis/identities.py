@@ -162,8 +162,8 @@ def principal_table(rows: Iterable[tuple[Any, Any, Any, Any]],
     for user, source, host, subject_type in rows:
         p, k = principal(user, source, host, subject_type, identities)
         out.append((user, source, host, subject_type, p, k))
-    return pd.DataFrame(out, columns=["user", "source", "host", "subject_type", "principal",
-                                      "kind"])
+    columns = ["user", "source", "host", "subject_type", "principal", "kind"]
+    return pd.DataFrame(out, columns=columns).astype(object)
 
 
 def register_principals(con: Any, identities: Identities = NO_ALIASES,
@@ -174,4 +174,7 @@ def register_principals(con: Any, identities: Identities = NO_ALIASES,
         f"SELECT DISTINCT user, source, host, selectel_subject_type FROM {view} "
         "WHERE user IS NOT NULL").fetchall()
     frame = principal_table(distinct, identities)  # noqa: F841 (read by DuckDB below)
-    con.execute("CREATE OR REPLACE TABLE principals AS SELECT * FROM frame")
+    con.execute("CREATE OR REPLACE TABLE principals AS SELECT user::VARCHAR AS user, "
+                "source::VARCHAR AS source, host::VARCHAR AS host, subject_type::VARCHAR AS "
+                "subject_type, principal::VARCHAR AS principal, kind::VARCHAR AS kind "
+                "FROM frame")

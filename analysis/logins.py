@@ -134,14 +134,19 @@ def _agent_family(agent: str) -> tuple[str | None, bool]:
 def _register_lookups(con: Any) -> None:
     ips = [r[0] for r in con.sql("SELECT DISTINCT src_ip FROM raw_logins "
                                  "WHERE src_ip IS NOT NULL").fetchall()]
-    nets = pd.DataFrame({"ip": ips, "network": [network(i) for i in ips]})  # noqa: F841
-    con.execute("CREATE OR REPLACE TABLE networks AS SELECT * FROM nets")
+    nets = pd.DataFrame({"ip": pd.Series(ips, dtype=object),  # noqa: F841
+                         "network": pd.Series([network(i) for i in ips], dtype=object)})
+    con.execute("CREATE OR REPLACE TABLE networks AS SELECT ip::VARCHAR AS ip, "
+                "network::VARCHAR AS network FROM nets")
     agents = [r[0] for r in con.sql("SELECT DISTINCT user_agent FROM raw_logins "
                                     "WHERE user_agent IS NOT NULL").fetchall()]
     fams = [agent_family(a) for a in agents]
-    ua = pd.DataFrame({"user_agent": agents, "agent_family": [f for f, _ in fams],  # noqa: F841
-                       "agent_is_tool": [t for _, t in fams]})
-    con.execute("CREATE OR REPLACE TABLE agents AS SELECT * FROM ua")
+    ua = pd.DataFrame({"user_agent": pd.Series(agents, dtype=object),  # noqa: F841
+                       "agent_family": pd.Series([f for f, _ in fams], dtype=object),
+                       "agent_is_tool": pd.Series([t for _, t in fams], dtype=bool)})
+    con.execute("CREATE OR REPLACE TABLE agents AS SELECT user_agent::VARCHAR AS user_agent, "
+                "agent_family::VARCHAR AS agent_family, agent_is_tool::BOOLEAN AS "
+                "agent_is_tool FROM ua")
 
 
 def build_logins(con: Any, baseline: str = "TRUE") -> None:

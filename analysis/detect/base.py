@@ -222,7 +222,10 @@ def _convert(value: Any, default: Any, name: str) -> Any:
         if isinstance(default, str):
             return str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: {value!r} is not a {type(default).__name__}") from None
+        wanted = ("true or false" if isinstance(default, bool) else "an integer"
+                  if isinstance(default, int) else "a number" if isinstance(default, float)
+                  else "text")
+        raise ValueError(f"{name}: {value!r} is not {wanted}") from None
     return value
 
 

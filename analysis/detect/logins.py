@@ -379,7 +379,7 @@ class NewUserAgent(LoginDetector):
             yield Finding(
                 self.name, self.version, f"{r.principal} with a new client: {r.agent_family}",
                 f"{r.principal} signed in ({r.channel}) from {r.src_ip} with "
-                f"{r.agent_family}" + (", a scripting tool," if tool_for_browser else "")
+                f"{r.agent_family}" + (" (a scripting tool)" if tool_for_browser else "")
                 + f"; before, only {', '.join(families)}."
                 + _history_note(r, ctx.param(self, "min_history_days")),
                 severity, 0.6 if tool_for_browser else 0.35, "principal", r.principal,
