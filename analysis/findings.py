@@ -193,6 +193,31 @@ def read_findings(store: str | os.PathLike[str], run: str | None = "latest") -> 
     return table.to_pandas()
 
 
+def evidence_events(store: str | os.PathLike[str], uids: Sequence[str],
+                    columns: Sequence[str] = ("timestamp", "source", "action", "outcome",
+                                              "user", "src_ip", "host", "message",
+                                              "source_file", "source_line", "event_uid"),
+                    ) -> pd.DataFrame:
+    """The stored events a finding cites, in time order (ids are passed as a parameter,
+    never spliced into SQL)."""
+    from analysis.scope import Scope
+    from loaders.schema import event_schema
+
+    unknown = [c for c in columns if c not in event_schema().names]
+    if unknown:
+        raise KeyError(f"unknown columns {unknown}; see docs/SCHEMA.md")
+    if not uids:
+        return pd.DataFrame(columns=list(columns))
+    con = Scope(store).connect()
+    try:
+        cols = ", ".join(f'"{c}"' for c in columns)
+        return con.execute(f"SELECT {cols} FROM history WHERE event_uid IN "
+                           "(SELECT unnest(?)) ORDER BY timestamp, event_uid",
+                           [list(uids)]).df()
+    finally:
+        con.close()
+
+
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 

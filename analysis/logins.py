@@ -283,3 +283,41 @@ def in_scope_sql(alias: str = "") -> str:
 def logins_frame(con: Any, where: str = "TRUE") -> pd.DataFrame:
     """Rows of ``logins`` as a DataFrame (``where`` is our own SQL, never log content)."""
     return con.sql(f"SELECT * FROM logins WHERE {where} ORDER BY ts, event_uid").df()
+
+
+def sign_ins(scope: Any, identities: Any = None, baseline: str = "TRUE") -> pd.DataFrame:
+    """The sign-in table of a scope as a DataFrame: one row per attempt in the window, with
+    its principal, channel and features (see the module docstring).
+
+    Example:
+        >>> from analysis.scope import Scope
+        >>> frame = sign_ins(Scope("auditlens-store"))   # doctest: +SKIP
+    """
+    from analysis.identities import NO_ALIASES, register_principals
+
+    con = scope.connect()
+    try:
+        register_principals(con, identities or NO_ALIASES)
+        build_logins(con, baseline)
+        return logins_frame(con, in_scope_sql())
+    finally:
+        con.close()
+
+
+def address_profile(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per address: sign-in successes and failures, principals and channels, first and last
+    time, from a :func:`sign_ins` frame; busiest failing addresses first."""
+    if frame.empty:
+        return pd.DataFrame(columns=["src_ip", "network", "successes", "failures",
+                                     "principals", "channels", "first", "last"])
+    grouped = frame.dropna(subset=["src_ip"]).groupby("src_ip")
+    out = pd.DataFrame({
+        "network": grouped["network"].first(),
+        "successes": grouped["result"].apply(lambda r: int((r == "success").sum())),
+        "failures": grouped["result"].apply(lambda r: int((r == "failure").sum())),
+        "principals": grouped["principal"].nunique(),
+        "channels": grouped["channel"].apply(lambda c: ", ".join(sorted(set(c)))),
+        "first": grouped["ts"].min(), "last": grouped["ts"].max(),
+    }).reset_index()
+    return out.sort_values(["failures", "principals", "src_ip"],
+                           ascending=[False, False, True]).reset_index(drop=True)
