@@ -8,7 +8,7 @@ DEMO_STORE := out/demo-store
 .PHONY: demo test test-fast lint typecheck docs golden bench fuzz clean help native
 
 help:
-	@echo "make demo   - set up .venv, ingest data-samples/ into $(DEMO_STORE), show what is in it"
+	@echo "make demo   - set up .venv, ingest data-samples/ into $(DEMO_STORE), run the detectors"
 	@echo "make test   - set up .venv, run lint, type checks, the whole test suite and notebooks"
 	@echo "make test-fast - the suite without tests marked slow"
 	@echo "make golden - rewrite tests/golden/ (stored values of every fixture) after a reviewed change"
@@ -37,6 +37,9 @@ demo: $(STAMP)
 	$(BIN)/auditlens ingest data-samples --store $(DEMO_STORE) --year 2026 --jobs 2
 	$(BIN)/auditlens info --store $(DEMO_STORE)
 	@echo
+	$(BIN)/auditlens detect --store $(DEMO_STORE) --out out/demo-findings.csv
+	@echo
+	@echo "Findings: out/demo-findings.csv (and in the store: analysis.read_findings('$(DEMO_STORE)'))"
 	@echo "Demo store: $(DEMO_STORE)  (query it: $(BIN)/python -c \"import analysis; print(analysis.read_events('$(DEMO_STORE)'))\")"
 
 lint: $(STAMP)

@@ -25,6 +25,9 @@ from benchmarks.harness import ROOT, WORK, Measurement
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+# suites whose results have a section of their own in the doc (run alone, they leave the
+# other sections as they are); the rest share the main section
+OWN_SECTION = {"detect": ("<!-- bench:detect:start -->", "<!-- bench:detect:end -->")}
 
 # suite name -> module in benchmarks/ with `measure(scale) -> list[Measurement]`; the
 # default scale is events (or lines) per input.
@@ -35,6 +38,7 @@ SUITES: dict[str, tuple[str, int]] = {
     "selectel_audit": ("bench_selectel_audit", 95_000),
     "windows_events": ("bench_windows_events", 180_000),  # one ~295 MB EVTX file
     "small_files": ("bench_small_files", 200),  # files, not events
+    "detect": ("bench_detect", 10_000_000),  # events in the store detect runs over
 }
 
 
@@ -78,9 +82,10 @@ def auditd_modules() -> str:
     return f"Python source ({state.reason})"
 
 
-def render(results: list[Measurement], command: str) -> str:
+def render(results: list[Measurement], command: str, start: str = START,
+           end: str = END) -> str:
     lines = [
-        START,
+        start,
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `{command}`.",
         "",
         f"- Machine: {machine()}",
@@ -105,16 +110,16 @@ def render(results: list[Measurement], command: str) -> str:
             )
         lines += ["", f"Baseline: {ref.name}, in the same run; speed vs baseline = "
                       "baseline wall time ÷ this wall time."]
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n" + START + "\n" + END + "\n"
-    if START not in text:
-        text += "\n" + START + "\n" + END + "\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+def write_doc(section: str, start: str = START, end: str = END) -> None:
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if start not in text:
+        text += "\n" + start + "\n" + end + "\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
     DOC.write_text(head + section + tail)
 
 
@@ -132,11 +137,15 @@ def main() -> None:
     results: list[Measurement] = []
     for name in args.only or list(SUITES):
         results += suite_runner(name)(args.scale or SUITES[name][1])
-    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
-    section = render(results, command.strip())
-    print(section)
-    if not args.no_doc:
-        write_doc(section)
+    command = ("python benchmarks/run.py " + " ".join(sys.argv[1:])).strip()
+    groups: dict[tuple[str, str], list[Measurement]] = {}
+    for m in results:
+        groups.setdefault(OWN_SECTION.get(m.suite, (START, END)), []).append(m)
+    for (start, end), rows in groups.items():
+        section = render(rows, command, start, end)
+        print(section)
+        if not args.no_doc:
+            write_doc(section, start, end)
 
 
 if __name__ == "__main__":

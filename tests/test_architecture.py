@@ -166,3 +166,22 @@ def test_the_full_schema_needs_no_parser() -> None:
     assert int(out[0]) == len(loaders.event_schema()) == 180
     assert ast.literal_eval(out[1]) == ["loaders", "loaders.schema", "loaders.schema.core",
                                         "loaders.schema.extras"]
+
+
+def test_only_vis_draws_and_the_pipeline_never_imports_the_cli() -> None:
+    """plotly and ipywidgets are imported by analysis.vis (and widgets) only; no analysis
+    module but the CLI imports the CLI (ANALYSIS.md: imports go one way)."""
+    offenders = []
+    for name, path in project_modules().items():
+        if not name.startswith("analysis") or name.startswith(("analysis.vis",
+                                                               "analysis.widgets")):
+            continue
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for mod in mods:
+                top = mod.split(".")[0]
+                if top in ("plotly", "ipywidgets", "matplotlib", "bokeh") or (
+                        mod.startswith("analysis.cli") and name != "analysis.cli"):
+                    offenders.append(f"{name} imports {mod}")
+    assert offenders == []
