@@ -329,6 +329,12 @@ def test_data_samples_ground_truth(demo: Path, capsys: pytest.CaptureFixture[str
     decoys = {name: _truth_uids(demo, d["events"]) for name, d in truth["decoys"].items()}
     result = run_detectors(Scope(demo))
     assert all(d.status == "ok" for d in result.detectors)
+    stored = {r[0] for r in duckdb.connect().execute(
+        "SELECT event_uid FROM read_parquet(?)",
+        [str(demo / "events" / "*" / "*" / "*.parquet")]).fetchall()}
+    assert {u for f in result.findings for u in f.event_uids} <= stored
+    again = run_detectors(Scope(demo))
+    assert [f.finding_id for f in again.findings] == [f.finding_id for f in result.findings]
     flagged = [f for f in result.findings if severity_rank(f.severity) >= 2]
 
     def names(f: Finding) -> set[str]:
