@@ -198,22 +198,38 @@ def build_logins(con: Any, baseline: str = "TRUE") -> None:
     in_baseline = baseline.replace("timestamp", "l.ts")
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE deduped AS
-    WITH dup AS (
-      SELECT a.event_uid AS dup_uid, min_by(b.event_uid, b.rank) AS keep_uid
-      FROM raw_logins a JOIN raw_logins b
+    WITH k AS (SELECT *, coalesce(src_ip, '') AS ipk,
+                      ts + INTERVAL {DUPLICATE_SECONDS} SECOND AS reach FROM raw_logins),
+    -- the nearest record of a lower rank at or before ts + 5 s (ASOF: linear, however many
+    -- attempts one address makes); within 5 s it is the same attempt
+    near1 AS (
+      SELECT a.event_uid AS dup_uid, b.event_uid AS keep_uid, a.ts - b.ts AS gap
+      FROM (SELECT * FROM k WHERE rank > 1) a
+      ASOF JOIN (SELECT * FROM k WHERE rank = 1) b
         ON a.channel = b.channel AND a.principal = b.principal AND a.result = b.result
-       AND a.src_ip IS NOT DISTINCT FROM b.src_ip
-       AND b.rank < a.rank
-       AND b.ts BETWEEN a.ts - INTERVAL {DUPLICATE_SECONDS} SECOND
-                    AND a.ts + INTERVAL {DUPLICATE_SECONDS} SECOND
-      GROUP BY a.event_uid
-    )
+       AND a.ipk = b.ipk AND a.reach >= b.ts
+    ),
+    near2 AS (
+      SELECT a.event_uid AS dup_uid, b.event_uid AS keep_uid, a.ts - b.ts AS gap
+      FROM (SELECT * FROM k WHERE rank > 2) a
+      ASOF JOIN (SELECT * FROM k WHERE rank = 2) b
+        ON a.channel = b.channel AND a.principal = b.principal AND a.result = b.result
+       AND a.ipk = b.ipk AND a.reach >= b.ts
+    ),
+    d1 AS (SELECT dup_uid, keep_uid FROM near1
+           WHERE gap <= INTERVAL {DUPLICATE_SECONDS} SECOND),
+    d2 AS (SELECT n.dup_uid, coalesce(d1.keep_uid, n.keep_uid) AS keep_uid FROM near2 n
+           LEFT JOIN d1 ON d1.dup_uid = n.keep_uid
+           WHERE n.gap <= INTERVAL {DUPLICATE_SECONDS} SECOND
+             AND n.dup_uid NOT IN (SELECT dup_uid FROM d1)),
+    dup AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2),
+    also AS (SELECT keep_uid, list(dup_uid ORDER BY dup_uid) AS also FROM dup
+             GROUP BY keep_uid)
     SELECT l.*, n.network, g.agent_family,
            coalesce(g.agent_is_tool, false) AS agent_is_tool,
-           (SELECT list(d.dup_uid ORDER BY d.dup_uid) FROM dup d
-             WHERE d.keep_uid = l.event_uid) AS also,
-           {in_baseline} AS in_baseline
+           al.also, {in_baseline} AS in_baseline
     FROM raw_logins l
+    LEFT JOIN also al ON al.keep_uid = l.event_uid
     LEFT JOIN networks n ON n.ip = l.src_ip
     LEFT JOIN agents g ON g.user_agent = l.user_agent
     WHERE l.event_uid NOT IN (SELECT dup_uid FROM dup)

@@ -252,21 +252,36 @@ class SuccessAfterFailures(LoginDetector):
         logins(ctx)
         w = float(ctx.param(self, "window_minutes"))
         own, by_ip = ctx.param(self, "min_own_failures"), ctx.param(self, "min_address_principals")
+        counts = failure_counts(ctx, w)
+        # candidates by window counts (linear), evidence joined for candidates only
         rows = ctx.con.execute(f"""
+        WITH s AS (
+          SELECT l.* FROM logins l JOIN {counts} c USING (event_uid)
+          WHERE l.result = 'success' AND l.kind IN ('user', 'service')
+            AND (c.own_failures >= ? OR c.address_failures >= ?) AND {in_scope_sql('l')}
+        ),
+        f AS (SELECT * FROM logins WHERE result = 'failure'),
+        own AS (
+          SELECT s.event_uid, list(f.event_uid ORDER BY f.ts) AS uids,
+                 list(DISTINCT f.src_ip) AS ips, min(f.ts) AS first
+          FROM s JOIN f ON f.principal = s.principal AND f.ts < s.ts
+           AND f.ts >= s.ts - (? * INTERVAL 1 MINUTE)
+          GROUP BY s.event_uid
+        ),
+        addr AS (
+          SELECT s.event_uid, list(f.event_uid ORDER BY f.ts) AS uids,
+                 count(DISTINCT f.principal) AS principals, min(f.ts) AS first
+          FROM s JOIN f ON f.src_ip = s.src_ip AND f.ts < s.ts
+           AND f.ts >= s.ts - (? * INTERVAL 1 MINUTE)
+          GROUP BY s.event_uid
+        )
         SELECT s.event_uid, s.ts, s.principal, s.src_ip, s.channel, s.also,
-               list(f.event_uid ORDER BY f.ts) FILTER (WHERE f.principal = s.principal)
-                 AS own_uids,
-               list(f.event_uid ORDER BY f.ts) FILTER (WHERE f.src_ip = s.src_ip) AS ip_uids,
-               count(DISTINCT f.principal) FILTER (WHERE f.src_ip = s.src_ip) AS ip_principals,
-               list(f.also) AS also_f, min(f.ts) AS first_fail,
-               list(DISTINCT f.src_ip) FILTER (WHERE f.principal = s.principal) AS own_ips
-        FROM logins s JOIN logins f
-          ON f.result = 'failure' AND f.ts < s.ts AND f.ts >= s.ts - (? * INTERVAL 1 MINUTE)
-         AND (f.principal = s.principal OR (f.src_ip = s.src_ip))
-        WHERE s.result = 'success' AND s.kind IN ('user', 'service') AND {in_scope_sql('s')}
-        GROUP BY ALL
-        HAVING len(own_uids) >= ? OR ip_principals >= ?
-        ORDER BY s.ts""", [w, own, by_ip]).df()
+               own.uids AS own_uids, own.ips AS own_ips, addr.uids AS ip_uids,
+               coalesce(addr.principals, 0) AS ip_principals,
+               least(own.first, addr.first) AS first_fail
+        FROM s LEFT JOIN own USING (event_uid) LEFT JOIN addr USING (event_uid)
+        WHERE coalesce(len(own.uids), 0) >= ? OR coalesce(addr.principals, 0) >= ?
+        ORDER BY s.ts, s.event_uid""", [own, by_ip, w, w, own, by_ip]).df()
         seen: set[tuple[str, str]] = set()
         for r in rows.itertuples():
             key = (r.principal, r.src_ip)
@@ -295,6 +310,29 @@ class SuccessAfterFailures(LoginDetector):
                 "tokens and API keys, reset its password and second factor, and review "
                 "everything it did from this address (follow-on evidence).",
                 (("ip", r.src_ip),) if r.src_ip else ())
+
+
+def failure_counts(ctx: Context, minutes: float) -> str:
+    """Name of a table (event_uid, own_failures, address_failures): for every sign-in, the
+    failures of its principal and from its address in the ``minutes`` up to it — window
+    functions over the sign-in table, linear in its size (built once per window length)."""
+    name = f"failure_counts_{int(minutes * 60)}"
+
+    def build() -> bool:
+        window = f"RANGE BETWEEN INTERVAL {int(minutes * 60)} SECOND PRECEDING AND CURRENT ROW"
+        ctx.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {name} AS
+        SELECT event_uid,
+               count(*) FILTER (WHERE result = 'failure')
+                 OVER (PARTITION BY principal ORDER BY ts {window}) AS own_failures,
+               CASE WHEN src_ip IS NULL THEN 0 ELSE count(*) FILTER (WHERE result = 'failure')
+                 OVER (PARTITION BY src_ip ORDER BY ts {window}) END AS address_failures
+        FROM logins""")
+        return True
+
+    logins(ctx)
+    ctx.shared(name, build)
+    return name
 
 
 def _history_note(row: Any, min_days: float) -> str:
@@ -444,19 +482,18 @@ class RiskySignin(LoginDetector):
         fw = float(ctx.param(self, "failure_window_minutes"))
         sw = float(ctx.param(self, "shared_window_hours"))
         hour = unusual_hour_sql(ctx, self)
+        counts = failure_counts(ctx, fw)
         frame = ctx.con.execute(f"""
         SELECT l.*, ({hour}) AS odd_hour,
-               (SELECT count(*) FROM logins f WHERE f.result = 'failure'
-                  AND f.ts < l.ts AND f.ts >= l.ts - (? * INTERVAL 1 MINUTE)
-                  AND (f.principal = l.principal OR f.src_ip = l.src_ip)) AS failures_before,
+               greatest(c.own_failures, c.address_failures) AS failures_before,
                (SELECT count(DISTINCT o.principal) FROM logins o WHERE o.result = 'success'
                   AND o.src_ip = l.src_ip AND o.principal <> l.principal
                   AND o.new_address AND NOT o.org_known_address
                   AND abs(date_diff('second', o.ts, l.ts)) <= ? * 3600) AS others_new
-        FROM logins l
+        FROM logins l JOIN {counts} c USING (event_uid)
         WHERE l.result = 'success' AND l.kind IN ('user', 'service') AND {in_scope_sql('l')}
           AND l.new_address AND NOT l.org_known_address AND l.baseline_days >= ?
-        ORDER BY l.ts""", [fw, sw, base]).df()
+        ORDER BY l.ts""", [sw, base]).df()
         for r in frame.itertuples():
             signals = ["an address new to it and to the organisation"]
             if r.new_agent:
@@ -464,8 +501,8 @@ class RiskySignin(LoginDetector):
             if r.odd_hour:
                 signals.append(f"an hour it never signs in ({pd.Timestamp(r.ts):%H:%M} UTC)")
             if r.failures_before:
-                signals.append(f"{_plural(int(r.failures_before), 'failed sign-in')} in the "
-                               f"{fw:.0f} minutes before")
+                signals.append(f"{_plural(int(r.failures_before), 'failed sign-in')} of the "
+                               f"principal or from the address in the {fw:.0f} minutes before")
             if r.others_new:
                 signals.append(f"{_plural(int(r.others_new), 'other principal')} first "
                                f"signing in from the same address within {sw:.0f} hours")
