@@ -24,6 +24,7 @@ first_seen_privileged       a principal never seen before acting with privileges
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -613,12 +614,29 @@ def _org_known(ctx: Context, ips: Sequence[str], before: Any) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
-def _known_note(known: Sequence[str], ips: Sequence[str]) -> str:
+_INTERNAL = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
+    "::1/128", "fc00::/7", "fe80::/10"))
+
+
+def _internal(ip: str) -> bool:
+    """RFC 1918, loopback, link-local and unique-local addresses: the organisation's own
+    networks (documentation ranges are not: Python calls them private, we do not)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr.version == n.version and addr in n for n in _INTERNAL)
+
+
+def _known_note(known: Sequence[str], external: Sequence[str]) -> str:
+    if not external:
+        return ""
     if not known:
-        return "; none of its addresses was used in the organisation before" if ips else ""
-    if len(known) == len(ips):
-        return "; all its addresses are the organisation's (others signed in from them)"
-    return f"; of its addresses only {', '.join(known[:5])} were used by others before"
+        return "; none of its public addresses was used in the organisation before"
+    if len(known) == len(external):
+        return "; all its public addresses are the organisation's (others signed in from them)"
+    return f"; of its public addresses only {', '.join(known[:5])} were used by others before"
 
 
 def privileged_sql(t: str) -> str:
@@ -646,7 +664,9 @@ class FirstSeenPrivileged(LoginDetector):
     description = ("A principal with no earlier activity in the store whose first hours "
                    "include privileged actions (secrets, role bindings, exec into pods, "
                    "privileged pods, access management, sudo, special logon privileges). "
-                   "Only judged once the store has enough history to say 'never seen'.")
+                   "Low for one kind of action; medium with several kinds or from a public "
+                   "address the organisation never used; high with both. Only judged once "
+                   "the store has enough history to say 'never seen'.")
     attack = ("T1078", "T1136")
     params: ClassVar[Mapping[str, Param]] = {"min_baseline_days": MIN_BASELINE_DAYS,
               "first_hours": Param(24.0, "how long after its first event actions count")}
@@ -683,10 +703,11 @@ class FirstSeenPrivileged(LoginDetector):
         for r in frame.itertuples():
             actions = sorted(_list(r.actions))
             ips = sorted(_list(r.ips))
-            known = _org_known(ctx, ips, r.first)
-            level = 2 + (len(actions) >= 2) + (bool(ips) and len(known) < len(ips)) \
-                - (bool(ips) and len(known) == len(ips))
-            severity: Severity = ("low", "low", "medium", "high", "high")[level]
+            external = [ip for ip in ips if not _internal(ip)]
+            known = _org_known(ctx, external, r.first)
+            level = 1 + (len(actions) >= 2) + (len(known) < len(external)) \
+                - (bool(external) and len(known) == len(external))
+            severity: Severity = ("info", "low", "medium", "high")[max(0, min(3, level))]
             yield Finding(
                 self.name, self.version, f"New principal {r.principal} acts with privileges",
                 f"{r.principal} appears for the first time at "
@@ -694,7 +715,7 @@ class FirstSeenPrivileged(LoginDetector):
                 f"performs {_plural(int(r.n), 'privileged action')} of "
                 f"{_plural(len(actions), 'kind')} ({', '.join(actions[:8])})"
                 + (f" from {', '.join(ips[:5])}" if ips else "")
-                + _known_note(known, ips) + ".",
+                + _known_note(known, external) + ".",
                 severity, min(1.0, 0.4 + 0.15 * len(actions)), "principal", r.principal,
                 _ts(r.first), _ts(r.last), _uids(_list(r.uids)), self.attack,
                 "Find who created this identity and why; if nobody can say, disable it and "
