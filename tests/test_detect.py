@@ -118,6 +118,16 @@ def test_a_window_judges_only_its_events_and_sources_narrow(attacked: Path) -> N
         run_detectors(Scope(attacked, sources=["k8s_audit"]))
 
 
+def test_the_baseline_can_start_later(attacked: Path) -> None:
+    """Baselines from day 15 on only: a day of history cannot call the spray's success
+    'new' (risky_signin stays quiet), but failures followed by a success still count."""
+    result = run_detectors(Scope(attacked), baseline_start=day(15, 0))
+    detectors = {f.detector for f in result.findings if f.entity == "k.ivanova"}
+    assert "success_after_failures" in detectors
+    assert not detectors & {"risky_signin", "new_address", "new_user_agent", "unusual_hour"}
+    assert result.scope["baseline_start"] == "2026-03-17T00:00:00+00:00"
+
+
 def test_too_little_history_is_judged_cautiously(tmp_path: Path) -> None:
     """Two days of data: nothing can be 'new' yet, and nothing is raised above low."""
     org = Org(days=2)
