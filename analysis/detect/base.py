@@ -241,7 +241,8 @@ def run_detectors(scope: Scope, *, only: Sequence[str] | None = None,
                   params: Mapping[str, Mapping[str, Any]] | None = None,
                   identities: Identities = NO_ALIASES,
                   baseline_start: datetime | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+                  progress: Callable[[str, int, int], None] | None = None,
+                  memory_limit: str = "2GB") -> RunResult:
     """Run the chosen detectors over a scope.
 
     Args:
@@ -252,6 +253,8 @@ def run_detectors(scope: Scope, *, only: Sequence[str] | None = None,
         baseline_start: baselines learn only from events at or after this time (default:
             from the first stored event).
         progress: called with (detector name, index, total) before each detector.
+        memory_limit: DuckDB's memory budget (it spills to disk beyond it); results held in
+            pandas come on top, and are small (sign-in candidates and findings).
 
     Raises:
         KeyError, ValueError: an unknown detector or parameter, a bad value.
@@ -260,7 +263,7 @@ def run_detectors(scope: Scope, *, only: Sequence[str] | None = None,
     started = _now()
     chosen = select(only, skip)
     checked = check_params(params or {})
-    con = scope.connect()
+    con = scope.connect(memory_limit=memory_limit)
     try:
         register_principals(con, identities)
         present = {r[0] for r in con.sql("SELECT DISTINCT source FROM history").fetchall()}

@@ -254,35 +254,57 @@ class SuccessAfterFailures(LoginDetector):
         w = float(ctx.param(self, "window_minutes"))
         own, by_ip = ctx.param(self, "min_own_failures"), ctx.param(self, "min_address_principals")
         counts = failure_counts(ctx, w)
+        seconds = max(1, int(w * 60))
         # candidates by window counts (linear), evidence joined for candidates only
         rows = ctx.con.execute(f"""
         WITH s AS (
           SELECT l.* FROM logins l JOIN {counts} c USING (event_uid)
           WHERE l.result = 'success' AND l.kind IN ('user', 'service')
-            AND (c.own_failures >= ? OR c.address_failures >= ?) AND {in_scope_sql('l')}
+            AND (c.own_failures >= ? OR c.address_principals >= ?) AND {in_scope_sql('l')}
+          -- one finding per principal and address: its first qualifying sign-in
+          QUALIFY row_number() OVER (PARTITION BY l.principal, l.src_ip
+                                     ORDER BY l.ts, l.event_uid) = 1
         ),
-        f AS (SELECT * FROM logins WHERE result = 'failure'),
-        own AS (
-          SELECT s.event_uid, list(f.event_uid ORDER BY f.ts) AS uids,
-                 list(DISTINCT f.src_ip) AS ips, min(f.ts) AS first
-          FROM s JOIN f ON f.principal = s.principal AND f.ts < s.ts
-           AND f.ts >= s.ts - (? * INTERVAL 1 MINUTE)
-          GROUP BY s.event_uid
+        -- failures in the window before each candidate: equi-joins on (key, time bucket of
+        -- the window's length) for this bucket and the one before, so a busy address or
+        -- principal joins only its failures of two windows, never its whole history
+        sb AS (SELECT event_uid, principal, src_ip, ts,
+                      CAST(floor(epoch(ts) / {seconds}) AS BIGINT) AS b FROM s),
+        f AS (SELECT event_uid, principal, src_ip, ts,
+                     CAST(floor(epoch(ts) / {seconds}) AS BIGINT) AS b
+              FROM logins WHERE result = 'failure'),
+        own_pairs AS (
+          SELECT sb.event_uid AS sid, f.event_uid, f.ts, f.src_ip FROM sb JOIN f
+            ON f.principal = sb.principal AND f.b = sb.b
+          WHERE f.ts < sb.ts AND f.ts >= sb.ts - INTERVAL {seconds} SECOND
+          UNION ALL
+          SELECT sb.event_uid, f.event_uid, f.ts, f.src_ip FROM sb JOIN f
+            ON f.principal = sb.principal AND f.b = sb.b - 1
+          WHERE f.ts < sb.ts AND f.ts >= sb.ts - INTERVAL {seconds} SECOND
         ),
-        addr AS (
-          SELECT s.event_uid, list(f.event_uid ORDER BY f.ts) AS uids,
-                 count(DISTINCT f.principal) AS principals, min(f.ts) AS first
-          FROM s JOIN f ON f.src_ip = s.src_ip AND f.ts < s.ts
-           AND f.ts >= s.ts - (? * INTERVAL 1 MINUTE)
-          GROUP BY s.event_uid
-        )
+        addr_pairs AS (
+          SELECT sb.event_uid AS sid, f.event_uid, f.ts, f.principal FROM sb JOIN f
+            ON f.src_ip = sb.src_ip AND f.b = sb.b
+          WHERE f.ts < sb.ts AND f.ts >= sb.ts - INTERVAL {seconds} SECOND
+          UNION ALL
+          SELECT sb.event_uid, f.event_uid, f.ts, f.principal FROM sb JOIN f
+            ON f.src_ip = sb.src_ip AND f.b = sb.b - 1
+          WHERE f.ts < sb.ts AND f.ts >= sb.ts - INTERVAL {seconds} SECOND
+        ),
+        own AS (SELECT sid AS event_uid, list(event_uid ORDER BY ts)[1:{MAX_EVIDENCE}] AS uids,
+                       count(*) AS n, list(DISTINCT src_ip) AS ips, min(ts) AS first
+                FROM own_pairs GROUP BY sid),
+        addr AS (SELECT sid AS event_uid,
+                        list(event_uid ORDER BY ts)[1:{MAX_EVIDENCE}] AS uids,
+                        count(DISTINCT principal) AS principals, min(ts) AS first
+                 FROM addr_pairs GROUP BY sid)
         SELECT s.event_uid, s.ts, s.principal, s.src_ip, s.channel, s.also,
                own.uids AS own_uids, own.ips AS own_ips, addr.uids AS ip_uids,
                coalesce(addr.principals, 0) AS ip_principals,
-               least(own.first, addr.first) AS first_fail
+               least(own.first, addr.first) AS first_fail, coalesce(own.n, 0) AS own_n
         FROM s LEFT JOIN own USING (event_uid) LEFT JOIN addr USING (event_uid)
-        WHERE coalesce(len(own.uids), 0) >= ? OR coalesce(addr.principals, 0) >= ?
-        ORDER BY s.ts, s.event_uid""", [own, by_ip, w, w, own, by_ip]).df()
+        WHERE coalesce(own.n, 0) >= ? OR coalesce(addr.principals, 0) >= ?
+        ORDER BY s.ts, s.event_uid""", [own, by_ip, own, by_ip]).df()
         seen: set[tuple[str, str]] = set()
         for r in rows.itertuples():
             key = (r.principal, r.src_ip)
@@ -290,7 +312,7 @@ class SuccessAfterFailures(LoginDetector):
                 continue
             seen.add(key)
             own_uids, ip_uids = _list(r.own_uids), _list(r.ip_uids)
-            own_n = len(own_uids)
+            own_n = int(r.own_n)
             parts = []
             if own_n:
                 parts.append(f"{own_n} failed sign-ins for {r.principal} from "
@@ -314,8 +336,9 @@ class SuccessAfterFailures(LoginDetector):
 
 
 def failure_counts(ctx: Context, minutes: float) -> str:
-    """Name of a table (event_uid, own_failures, address_failures): for every sign-in, the
-    failures of its principal and from its address in the ``minutes`` up to it — window
+    """Name of a table (event_uid, own_failures, address_failures, address_principals): for
+    every sign-in, the failures of its principal, and the failures and failing principals
+    from its address, in the ``minutes`` up to it — window
     functions over the sign-in table, linear in its size (built once per window length)."""
     name = f"failure_counts_{int(minutes * 60)}"
 
@@ -327,7 +350,10 @@ def failure_counts(ctx: Context, minutes: float) -> str:
                count(*) FILTER (WHERE result = 'failure')
                  OVER (PARTITION BY principal ORDER BY ts {window}) AS own_failures,
                CASE WHEN src_ip IS NULL THEN 0 ELSE count(*) FILTER (WHERE result = 'failure')
-                 OVER (PARTITION BY src_ip ORDER BY ts {window}) END AS address_failures
+                 OVER (PARTITION BY src_ip ORDER BY ts {window}) END AS address_failures,
+               CASE WHEN src_ip IS NULL THEN 0 ELSE
+                 count(DISTINCT CASE WHEN result = 'failure' THEN principal END)
+                 OVER (PARTITION BY src_ip ORDER BY ts {window}) END AS address_principals
         FROM logins""")
         return True
 
