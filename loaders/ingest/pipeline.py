@@ -227,7 +227,8 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
         staged = item.result() if isinstance(item, Future) else item
         outcome = staged.outcome
         if staged.commit is not None:
-            row = store.commit(staged.commit)
+            row = store.commit(staged.commit,
+                               in_memory_rows=options.tuning.dedupe_in_memory_rows)
             outcome.loaded = int(str(row["records_loaded"]))
             outcome.duplicate = int(str(row["records_duplicate"]))
         if staged.job.owned:

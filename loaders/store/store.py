@@ -40,8 +40,10 @@ from loaders.store.layout import COMPRESSION, MANIFEST_SCHEMA, conform_manifest
 from loaders.store.staging import StagedDay
 from loaders.store.uidindex import UidIndex, fingerprints, staged_fingerprints
 
-SMALL_STAGED_ROWS = 200_000  # up to this many staged rows of a day are de-duplicated
-SMALL_STORED_IDS = 2_000_000  # in memory with Arrow if the partition holds at most this
+# a staged day of at most `in_memory_rows` rows (Store.commit; loaders.base.Tuning's
+# dedupe_in_memory_rows) is de-duplicated in memory with Arrow if its partition holds at
+# most this many ids
+SMALL_STORED_IDS = 2_000_000
 
 class StoreBusy(RuntimeError):
     """Another process holds the store's write lock."""
@@ -234,9 +236,16 @@ class Store:
             out.extend(sorted(self.events_dir.glob(f"{src}/date={d}/part-*.parquet")))
         return out
 
-    def commit(self, commit: Commit) -> dict[str, object]:
+    def commit(self, commit: Commit, *, in_memory_rows: int) -> dict[str, object]:
         """Commit one input file: de-duplicate its staged events against the store, write
         its partitions and rejects, record it in the manifest. Returns the manifest row.
+
+        Args:
+            commit: the file's manifest row and staged files.
+            in_memory_rows: a staged day of at most this many events is de-duplicated in
+                memory with Arrow (if its partition holds at most ``SMALL_STORED_IDS``
+                ids), a larger one by DuckDB (``loaders.base.Tuning.dedupe_in_memory_rows``,
+                passed by the ingest pipeline).
 
         Call only while holding the write lock.
         """
@@ -247,7 +256,8 @@ class Store:
         staged_rows = kept = 0
         if commit.staged_events:
             staged_rows, kept = self._write_parts(commit.staged_events, str(row["loader"]),
-                                                  f"{ingest_id}-{seq:06d}", parts, tmp_files)
+                                                  f"{ingest_id}-{seq:06d}", parts, tmp_files,
+                                                  in_memory_rows)
         rejects_rel = None
         if commit.staged_rejects is not None:
             self.rejects_dir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +286,8 @@ class Store:
         return row
 
     def _write_parts(self, staged: dict[str, StagedDay], source: str, stem: str,
-                     parts: list[str], tmp_files: list[Path]) -> tuple[int, int]:
+                     parts: list[str], tmp_files: list[Path], in_memory_rows: int
+                     ) -> tuple[int, int]:
         """Put one file's staged per-day event files into their partitions.
 
         A day whose staged ids are unique and not yet stored (:class:`UidIndex`) is moved
@@ -302,7 +313,7 @@ class Store:
                 if self._uids.is_new(key, existing, fps):
                     os.replace(path, tmp)
                     written = rows
-                elif rows <= SMALL_STAGED_ROWS and \
+                elif rows <= in_memory_rows and \
                         _at_most(self._uids.stored(key, existing), SMALL_STORED_IDS):
                     written, fps = _dedupe_in_memory(path, self._uids.exact(key, existing), tmp)
                 else:
