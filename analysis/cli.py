@@ -12,7 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:  # imported where used, so that each command imports only what it needs
+    from loaders.ingest.pipeline import FileOutcome, IngestReport
+    from loaders.store.store import Store
 
 DEFAULT_STORE = "auditlens-store"
 
@@ -71,7 +75,7 @@ class _Bar:
     def bytes_read(self, n: int) -> None:
         self.bar.update(n)
 
-    def file_done(self, outcome: Any) -> None:
+    def file_done(self, outcome: FileOutcome) -> None:
         self.bar.set_postfix_str(safe(Path(outcome.path).name)[-40:], refresh=False)
 
     def close(self) -> None:
@@ -109,7 +113,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         def bytes_read(self, n: int) -> None:
             bar.bytes_read(n)
 
-        def file_done(self, outcome: Any) -> None:
+        def file_done(self, outcome: FileOutcome) -> None:
             bar.file_done(outcome)
 
     # everything imported so far lives as long as the process: keep the collector from
@@ -138,7 +142,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_ingest_summary(report: Any, out: TextIO) -> None:
+def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
     """The per-file table (loader, read, loaded, rejected, duplicates, status) and totals."""
     rows = [[f.path, f.loader or "-", f.status, f"{f.read:,}", f"{f.loaded:,}",
              f"{f.rejected:,}", f"{f.duplicate:,}", f.message] for f in report.files]
@@ -196,7 +200,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(store: Any, out: TextIO) -> int:
+def _verify(store: Store, out: TextIO) -> int:
     from loaders.store.verify import verify_store
 
     report = verify_store(store)

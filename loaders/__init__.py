@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
     import pandas as pd
 
     from loaders.base import Loader, LoadOptions
-    from loaders.ingest.runner import FileCounts, FileRun
+    from loaders.ingest.runner import FileCounts, FileRun, RunStatus
     from loaders.registry import (
         AmbiguousFormat,
         UnknownFormat,
@@ -89,7 +89,7 @@ class LoadResult:
     events: pd.DataFrame
     rejects: pd.DataFrame
     counts: FileCounts
-    status: str
+    status: RunStatus
     error: str | None
     warnings: list[str]
 

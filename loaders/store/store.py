@@ -36,7 +36,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.schema import event_schema
-from loaders.store.layout import COMPRESSION, MANIFEST_SCHEMA, conform_manifest
+from loaders.store.layout import (
+    COMPRESSION,
+    MANIFEST_SCHEMA,
+    ManifestRow,
+    StagedRow,
+    conform_manifest,
+)
 from loaders.store.staging import StagedDay
 from loaders.store.uidindex import UidIndex, fingerprints, staged_fingerprints
 
@@ -98,7 +104,7 @@ def _crash_point(name: str) -> None:
 class Commit:
     """What one input file adds to the store (the manifest row, and the staged files)."""
 
-    row: dict[str, object]
+    row: StagedRow
     staged_events: dict[str, StagedDay]
     staged_rejects: Path | None
 
@@ -190,6 +196,11 @@ class Store:
 
     # --- manifest ---------------------------------------------------------------------
 
+    def manifest_rows(self) -> list[ManifestRow]:
+        """:meth:`read_manifest` as rows."""
+        rows: list[ManifestRow] = self.read_manifest().to_pylist()
+        return rows
+
     def read_manifest(self) -> pa.Table:
         """Every committed input file, one row each (manifest.parquet plus pending records)."""
         tables = []
@@ -236,7 +247,7 @@ class Store:
             out.extend(sorted(self.events_dir.glob(f"{src}/date={d}/part-*.parquet")))
         return out
 
-    def commit(self, commit: Commit, *, in_memory_rows: int) -> dict[str, object]:
+    def commit(self, commit: Commit, *, in_memory_rows: int) -> ManifestRow:
         """Commit one input file: de-duplicate its staged events against the store, write
         its partitions and rejects, record it in the manifest. Returns the manifest row.
 
@@ -249,13 +260,13 @@ class Store:
 
         Call only while holding the write lock.
         """
-        row = dict(commit.row)
-        ingest_id, seq = str(row["ingest_id"]), int(str(row["file_seq"]))
+        staged = commit.row
+        ingest_id, seq = staged["ingest_id"], staged["file_seq"]
         parts: list[str] = []
         tmp_files: list[Path] = []
         staged_rows = kept = 0
         if commit.staged_events:
-            staged_rows, kept = self._write_parts(commit.staged_events, str(row["loader"]),
+            staged_rows, kept = self._write_parts(commit.staged_events, staged["loader"],
                                                   f"{ingest_id}-{seq:06d}", parts, tmp_files,
                                                   in_memory_rows)
         rejects_rel = None
@@ -266,14 +277,17 @@ class Store:
             os.replace(commit.staged_rejects, tmp)
             tmp_files.append(tmp)
             rejects_rel = str(final.relative_to(self.root))
-        row["records_loaded"] = kept
-        row["records_duplicate"] = int(str(row["records_duplicate"])) + staged_rows - kept
-        row["parts"] = parts
-        row["rejects_file"] = rejects_rel
         hashes = {str(t.relative_to(self.root)): sha256_file(t) for t in tmp_files}
-        row["parts_sha256"] = [hashes[_tmp_name(p)] for p in parts]
-        row["rejects_sha256"] = hashes[_tmp_name(rejects_rel)] if rejects_rel else None
-        row["finished_at"] = datetime.now(UTC)
+        row: ManifestRow = {
+            **staged,
+            "records_loaded": kept,
+            "records_duplicate": staged["records_duplicate"] + staged_rows - kept,
+            "finished_at": datetime.now(UTC),
+            "parts": parts,
+            "rejects_file": rejects_rel,
+            "parts_sha256": [hashes[_tmp_name(p)] for p in parts],
+            "rejects_sha256": hashes[_tmp_name(rejects_rel)] if rejects_rel else None,
+        }
         self.manifest_dir.mkdir(parents=True, exist_ok=True)
         record = self.manifest_dir / f"{ingest_id}-{seq:06d}.parquet"
         tmp_record = record.with_name("." + record.name + ".tmp")
