@@ -34,8 +34,11 @@ DEFAULTS = {
 
 
 def test_defaults_are_the_measured_values() -> None:
+    import loaders
+
     assert {f.name: getattr(Tuning(), f.name) for f in fields(Tuning)} == DEFAULTS
     assert LoadOptions().tuning == Tuning()
+    assert loaders.Tuning is Tuning  # offered beside loaders.LoadOptions
 
 
 def test_every_knob_is_documented_and_read_by_the_code() -> None:
