@@ -12,11 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # imported where used, so that each command imports only what it needs
     from loaders.ingest.pipeline import FileOutcome, IngestReport
-    from loaders.store.store import Store
 
 DEFAULT_STORE = "auditlens-store"
 
@@ -200,7 +199,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(store: Store, out: TextIO) -> int:
+def _verify(store: Any, out: TextIO) -> int:
     from loaders.store.verify import verify_store
 
     report = verify_store(store)
