@@ -12,7 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # imported where used, so that each command imports only what it needs
+    from loaders.ingest.pipeline import FileOutcome, IngestReport
 
 DEFAULT_STORE = "auditlens-store"
 
@@ -71,7 +74,7 @@ class _Bar:
     def bytes_read(self, n: int) -> None:
         self.bar.update(n)
 
-    def file_done(self, outcome: Any) -> None:
+    def file_done(self, outcome: FileOutcome) -> None:
         self.bar.set_postfix_str(safe(Path(outcome.path).name)[-40:], refresh=False)
 
     def close(self) -> None:
@@ -109,7 +112,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         def bytes_read(self, n: int) -> None:
             bar.bytes_read(n)
 
-        def file_done(self, outcome: Any) -> None:
+        def file_done(self, outcome: FileOutcome) -> None:
             bar.file_done(outcome)
 
     # everything imported so far lives as long as the process: keep the collector from
@@ -138,7 +141,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_ingest_summary(report: Any, out: TextIO) -> None:
+def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
     """The per-file table (loader, read, loaded, rejected, duplicates, status) and totals."""
     rows = [[f.path, f.loader or "-", f.status, f"{f.read:,}", f"{f.loaded:,}",
              f"{f.rejected:,}", f"{f.duplicate:,}", f.message] for f in report.files]

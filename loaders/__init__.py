@@ -30,8 +30,8 @@ import pyarrow as pa
 if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
     import pandas as pd
 
-    from loaders.base import Loader, LoadOptions
-    from loaders.ingest.runner import FileCounts, FileRun
+    from loaders.base import Loader, LoadOptions, Tuning
+    from loaders.ingest.runner import FileCounts, FileRun, RunStatus
     from loaders.registry import (
         AmbiguousFormat,
         UnknownFormat,
@@ -44,14 +44,14 @@ if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
     from loaders.schema import event_schema
 
 __all__ = [
-    "LOADERS", "AmbiguousFormat", "LoadOptions", "LoadResult", "Loader", "UnknownFormat",
-    "UnrecognizedFormat", "all_loaders", "detect", "event_schema", "get_loader",
-    "iter_batches", "load", "sources_table",
+    "LOADERS", "AmbiguousFormat", "LoadOptions", "LoadResult", "Loader", "Tuning",
+    "UnknownFormat", "UnrecognizedFormat", "all_loaders", "detect", "event_schema",
+    "get_loader", "iter_batches", "load", "sources_table",
 ]
 
 
 _LAZY = {
-    "Loader": "loaders.base", "LoadOptions": "loaders.base",
+    "Loader": "loaders.base", "LoadOptions": "loaders.base", "Tuning": "loaders.base",
     "AmbiguousFormat": "loaders.registry", "UnknownFormat": "loaders.registry",
     "UnrecognizedFormat": "loaders.registry", "all_loaders": "loaders.registry",
     "detect": "loaders.registry", "get_loader": "loaders.registry",
@@ -89,7 +89,7 @@ class LoadResult:
     events: pd.DataFrame
     rejects: pd.DataFrame
     counts: FileCounts
-    status: str
+    status: RunStatus
     error: str | None
     warnings: list[str]
 

@@ -89,6 +89,93 @@ class FormatError(ValueError):
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """Sizes and thresholds of the reading machinery: how much is read, held or batched at
+    once, and from what size a faster path pays. None of them changes what is loaded — each
+    path gives the same events, rejects and counts whatever the value (the tests assert it)
+    — only time and memory. The defaults are the measured ones; a test shrinks a value to
+    put block, chunk or window boundaries inside a small fixture, or to force one path, by
+    passing ``LoadOptions(tuning=Tuning(...))`` rather than patching module globals (which
+    compiled modules would not see). The values reach the code as arguments: the loaders read
+    ``src.options.tuning``, the ingest pipeline hands the store its knob.
+
+    Attributes:
+        jsonl_block_bytes: bytes of JSON Lines read per block by the vectorized k8s audit
+            and Selectel audit paths (:mod:`loaders.parsing.jsonl_blocks`; default 8 MiB).
+            Bounds the memory of a block and of Arrow's table of it. Tests shrink it to a
+            few hundred bytes so that a fixture spans many blocks, stage merging crosses
+            them, and a refused block falls in the middle of a file.
+        k8s_stage_window: records an incomplete k8s audit stage (``RequestReceived``,
+            ``ResponseStarted``) waits for a more complete stage of the same ``auditID``
+            before it is loaded as it is (:class:`loaders.k8s_audit.details.StageMerger`;
+            default 5,000). Bounds the events held back. Tests set 1–3 to make stages
+            expire between the rows of one block and across blocks.
+        k8s_remembered_ids: ``auditID`` values remembered after an event is loaded, to
+            count a later stage or a repeat as a duplicate (default 100,000). Bounds that
+            memory; tests shrink it with the window to make ids be forgotten.
+        container_block_bytes: bytes of a container log read per block by the vectorized
+            path (:mod:`loaders.k8s_container.fast`; default 4 MiB, about 16k CRI lines:
+            larger blocks raise peak memory, not speed). Tests use 64 bytes to 1 KiB so that
+            lines, partial runs and over-long lines straddle blocks.
+        container_max_joined_chars: characters of CRI/docker partial lines joined into one
+            log entry before it is cut with a warning (default 1 MiB). Bounds one entry's
+            memory; tests use a few characters to cut entries on both paths.
+        container_max_joined_lines: partial lines joined into one entry before it is cut
+            (default 10,000); tests use 1–3.
+        auditd_block_bytes: bytes of an audit.log read per block of whole lines
+            (:mod:`loaders.linux_auditd.read`; default 1 MiB). Tests use 1–64 bytes to
+            check that blocks split lines exactly as the line reader does.
+        auditd_offload_bytes: size of an audit.log (a gzip file counts eight times its
+            size) from which its events are mapped in helper processes, when
+            :attr:`LoadOptions.helpers` allows any (default 16 MiB: below it, starting the
+            helpers costs more than it saves). Tests set 0 to send every fixture through
+            the helpers.
+        auditd_chunk_events: assembled audit events handed to a helper at once (default
+            8,192; never more than ``batch_size``). Tests use 3–100 so that rejects, stops
+            and batch ends fall between chunks.
+        auditd_chunk_chars: ... or fewer events, once their text is this long (default
+            8 M characters: huge EXECVE records). Bounds a chunk's memory; a test lowers it
+            to check chunks bounded by text.
+        auditd_ahead_chunks: chunks in flight to the helpers at once (default 4; memory: a
+            few MB each). Tests use 2, to have the reading process wait on results.
+        evtx_fast_min_rows: fewest EVTX records in a batch for the vectorized mapping
+            (:mod:`loaders.windows_events.fast`; default 128: below it the fixed cost of
+            about 300 Arrow calls exceeds the per-record path). Tests set 1 to map every
+            batch vectorized, and a huge value to map every record alone, and compare.
+        dedupe_in_memory_rows: a staged day of at most this many events is de-duplicated
+            against its stored partition in memory with Arrow (when the partition holds at
+            most 2M ids), a larger one by DuckDB (:class:`loaders.store.store.Store`;
+            default 200,000). Tests set 0 to run the DuckDB path on small files.
+    """
+
+    jsonl_block_bytes: int = 8 << 20
+    k8s_stage_window: int = 5000
+    k8s_remembered_ids: int = 100_000
+    container_block_bytes: int = 4 << 20
+    container_max_joined_chars: int = 1 << 20
+    container_max_joined_lines: int = 10_000
+    auditd_block_bytes: int = 1 << 20
+    auditd_offload_bytes: int = 16 << 20
+    auditd_chunk_events: int = 8192
+    auditd_chunk_chars: int = 8 << 20
+    auditd_ahead_chunks: int = 4
+    evtx_fast_min_rows: int = 128
+    dedupe_in_memory_rows: int = 200_000
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            least = 0 if name in _MAY_BE_ZERO else 1
+            if type(value) is not int or value < least:
+                raise ValueError(f"Tuning.{name} must be an int of at least {least}, "
+                                 f"not {value!r}")
+
+
+# the thresholds a test sets to 0 to take a path always: helpers for every audit.log, the
+# DuckDB de-duplication for every day
+_MAY_BE_ZERO = frozenset({"auditd_offload_bytes", "dedupe_in_memory_rows"})
+
+
+@dataclass(frozen=True)
 class LoadOptions:
     """Knobs a run passes to loaders.
 
@@ -104,6 +191,8 @@ class LoadOptions:
             none. None: one on a machine with two cores or more, as ``auditlens ingest``
             does (a script asking for helpers must guard its entry point with
             ``if __name__ == "__main__":``, as any code that starts processes).
+        tuning: block, chunk and window sizes of the reading machinery (:class:`Tuning`);
+            the defaults suit every input, tests shrink them.
     """
 
     year: int | None = None
@@ -112,6 +201,7 @@ class LoadOptions:
     max_initial_rejects: int = 20
     max_consecutive_rejects: int = 1000
     helpers: int | None = 0
+    tuning: Tuning = Tuning()
 
 
 class Source:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from loaders.base import LoadOptions
-from loaders.linux_auditd import loader as linux_auditd
+from loaders.base import LoadOptions, Tuning
 from loaders.linux_auditd import native
 from tests.test_linux_auditd_fast import _table
 
-OPTIONS = {"default": LoadOptions(),
-           "small": LoadOptions(batch_size=3, max_initial_rejects=3)}
+# every file goes through the helpers too (when asked for), in chunks of 3 events
+TUNING = Tuning(auditd_offload_bytes=0, auditd_chunk_events=3, auditd_ahead_chunks=2)
+OPTIONS = {"default": LoadOptions(tuning=TUNING),
+           "small": LoadOptions(batch_size=3, max_initial_rejects=3, tuning=TUNING)}
 
 
 def _save(table: pa.Table | None, path: Path) -> None:
@@ -32,8 +33,6 @@ def _save(table: pa.Table | None, path: Path) -> None:
 
 def main(out: Path, inputs: list[Path]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    # every file goes through the helpers too, in chunks of 3 events
-    linux_auditd.OFFLOAD_BYTES, linux_auditd.CHUNK_EVENTS, linux_auditd.AHEAD_CHUNKS = 0, 3, 2
     for i, path in enumerate(inputs):
         for name, options in OPTIONS.items():
             for helpers in (0, 2):

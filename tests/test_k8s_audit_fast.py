@@ -19,10 +19,8 @@ import pytest
 
 import loaders
 import loaders.k8s_audit.fast as fast
-import loaders.parsing.jsonl_blocks as blocks
-from loaders.base import LoadOptions, ParsedTable
+from loaders.base import LoadOptions, ParsedTable, Tuning
 from loaders.ingest.runner import FileRun
-from loaders.k8s_audit.details import StageMerger
 from loaders.parsing.inputs import input_file, read_head
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "k8s-audit").iterdir())
@@ -195,17 +193,21 @@ def test_fixtures_match_the_per_event_path(path: Path, monkeypatch: pytest.Monke
     _same_both_ways(path, monkeypatch)
 
 
+def _tuned(block: int, window: tuple[int, int] = (5000, 100_000)) -> LoadOptions:
+    """Options with blocks of ``block`` bytes and a stage merger of (window, memory)."""
+    return LoadOptions(tuning=Tuning(jsonl_block_bytes=block, k8s_stage_window=window[0],
+                                     k8s_remembered_ids=window[1]))
+
+
 @pytest.mark.parametrize("block", [1 << 20, 3000, 700])
 @pytest.mark.parametrize("window", [(5000, 100_000), (3, 4), (1, 1)])
 def test_row_level_cases_match_the_per_event_path(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int,
         window: tuple[int, int]) -> None:
-    monkeypatch.setattr(blocks, "BLOCK_BYTES", block)
-    monkeypatch.setattr(StageMerger.__init__, "__defaults__", window)
     path = tmp_path / "rows.jsonl"
     path.write_text(ev() + "\n" + "\n".join(ROW_CASES) + "\n\n\n" + ev("last"),
                     encoding="utf-8")
-    assert _same_both_ways(path, monkeypatch) > 0
+    assert _same_both_ways(path, monkeypatch, _tuned(block, window)) > 0
 
 
 @pytest.mark.parametrize("line", BLOCK_CASES)
@@ -222,8 +224,6 @@ def test_stages_across_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                               window: tuple[int, int]) -> None:
     """RequestReceived / ResponseStarted in one block, their completion blocks later, with a
     refused block and per-event rows between them."""
-    monkeypatch.setattr(blocks, "BLOCK_BYTES", 2500)
-    monkeypatch.setattr(StageMerger.__init__, "__defaults__", window)
     lines = []
     for i in range(40):
         lines.append(ev(f"m{i}", stage=("RequestReceived", "ResponseStarted")[i % 2]))
@@ -237,21 +237,19 @@ def test_stages_across_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             lines.append(ev("bad", verb=7))
     path = tmp_path / "stages.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert _same_both_ways(path, monkeypatch) > 1
+    assert _same_both_ways(path, monkeypatch, _tuned(2500, window)) > 1
 
 
 @pytest.mark.parametrize("window", [(1, 100), (3, 5), (4, 100_000)])
 def test_incomplete_stages_expire_among_table_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: tuple[int, int]) -> None:
     """Requests that never complete wait ``window`` records, then go out between rows."""
-    monkeypatch.setattr(blocks, "BLOCK_BYTES", 9000)
-    monkeypatch.setattr(StageMerger.__init__, "__defaults__", window)
     lines = [ev(f"q{i}", stage="ResponseStarted" if i % 5 in (0, 3) else "ResponseComplete")
              for i in range(80)]
     lines[40:40] = [ev("q7"), ev("q0", stage="RequestReceived"), ev("q1")]  # late and repeats
     path = tmp_path / "expire.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert _same_both_ways(path, monkeypatch) > 1
+    assert _same_both_ways(path, monkeypatch, _tuned(9000, window)) > 1
 
 
 @pytest.mark.parametrize("text", [
@@ -265,10 +263,9 @@ def test_incomplete_stages_expire_among_table_rows(
 ])
 def test_lines_the_fast_path_leaves_to_the_shared_reader(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    monkeypatch.setattr(blocks, "BLOCK_BYTES", 1500)
     path = tmp_path / "mixed.jsonl"
     path.write_text(text, encoding="utf-8")
-    _same_both_ways(path, monkeypatch)
+    _same_both_ways(path, monkeypatch, _tuned(1500))
 
 
 def test_invalid_utf8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import loaders
+from loaders.base import LoadOptions, Tuning
 from loaders.k8s_container import loader as k8s_container
 from loaders.k8s_container.loader import PathInfo, lift, path_info
 from tests.conftest import FIXTURES
@@ -160,12 +161,12 @@ def test_lift() -> None:
     assert lift("plain text") == (None, None)
 
 
-def test_joining_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(k8s_container, "MAX_JOINED_LINES", 3)
+def test_joining_is_bounded(tmp_path: Path) -> None:
     path = tmp_path / "0.log"
     lines = [f"2024-05-01T10:00:0{i}Z stdout P part{i}" for i in range(5)]
     path.write_text("\n".join([*lines, "2024-05-01T10:00:09Z stdout F end"]) + "\n")
-    ev = loaders.load(path).events
+    options = LoadOptions(tuning=Tuning(container_max_joined_lines=3))
+    ev = loaders.load(path, options=options).events
     assert ev["message"].tolist() == ["part0part1part2", "part3part4end"]
     assert "cut after 3 lines" in ev["parse_warning"].iloc[0]
 

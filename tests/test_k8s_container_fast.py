@@ -13,8 +13,7 @@ import pyarrow as pa
 import pytest
 
 import loaders
-from loaders.base import Item, LoadOptions, Source
-from loaders.k8s_container import fast as k8s_container_fast
+from loaders.base import Item, LoadOptions, Source, Tuning
 from loaders.k8s_container import loader as k8s_container
 from loaders.k8s_container.lift import lifted
 from loaders.k8s_container.loader import lift
@@ -92,16 +91,15 @@ def test_fast_path_equals_line_by_line(seed: int, tmp_path: Path,
         data = data.replace(b"\n", b"\r\n")
     path.write_bytes(data)
     options = LoadOptions(max_initial_rejects=rng.choice([20, 3]),
-                          max_consecutive_rejects=rng.choice([1000, 4]))
-    monkeypatch.setattr(k8s_container_fast, "BLOCK_BYTES", rng.choice([64, 1000, 1 << 22]))
+                          max_consecutive_rejects=rng.choice([1000, 4]),
+                          tuning=Tuning(container_block_bytes=rng.choice([64, 1000, 1 << 22])))
     fast = _load(path, options)
     monkeypatch.setattr(k8s_container, "iter_fast", _line_by_line)
     assert fast == _load(path, options)
 
 
 def test_partials_across_blocks_and_rejects_keep_line_numbers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(k8s_container_fast, "BLOCK_BYTES", 100)
+        tmp_path: Path) -> None:
     path = tmp_path / "0.log"
     path.write_text("".join([
         "2024-05-01T10:00:00Z stdout F one\n",
@@ -111,7 +109,7 @@ def test_partials_across_blocks_and_rejects_keep_line_numbers(
         "2024-05-01T10:00:03Z stdout F two-b\n",
         "2024-05-01T10:00:04Z stdout F four\n",
     ]))
-    result = loaders.load(path)
+    result = loaders.load(path, options=LoadOptions(tuning=Tuning(container_block_bytes=100)))
     assert result.rejects["source_line"].tolist() == [4]
     ev = result.events.sort_values("source_line")
     assert ev["source_line"].tolist() == [1, 2, 3, 6]

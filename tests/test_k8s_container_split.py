@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,7 @@ import pyarrow as pa
 import pytest
 
 import loaders
-from loaders.base import Item, LoadOptions, Source
-from loaders.k8s_container import fast as k8s_container_fast
+from loaders.base import Item, LoadOptions, Source, Tuning
 from loaders.k8s_container import loader as k8s_container
 from loaders.k8s_container.lift import lifted
 from loaders.k8s_container.loader import lift
@@ -62,8 +62,7 @@ def _both(path: Path, monkeypatch: pytest.MonkeyPatch, options: LoadOptions | No
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name[:40])
 def test_fixtures_fast_equals_line_by_line(path: Path, block: int,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(k8s_container_fast, "BLOCK_BYTES", block)
-    _both(path, monkeypatch)
+    _both(path, monkeypatch, LoadOptions(tuning=Tuning(container_block_bytes=block)))
 
 
 def _hostile(rng: random.Random, n: int) -> bytes:
@@ -100,12 +99,12 @@ def test_hostile_partial_runs(seed: int, tmp_path: Path,
     path = tmp_path / "var/log/pods/ns_pod-1_0f1e2d3c-aaaa-bbbb/ctr/0.log"
     path.parent.mkdir(parents=True)
     path.write_bytes(_hostile(rng, rng.choice([30, 300, 3000])))
-    monkeypatch.setattr(k8s_container_fast, "BLOCK_BYTES", rng.choice([64, 700, 1 << 22]))
+    tuning = Tuning(container_block_bytes=rng.choice([64, 700, 1 << 22]))
     if seed % 3 == 1:  # runs cut by the joining limits
-        monkeypatch.setattr(k8s_container, "MAX_JOINED_LINES", rng.choice([1, 2, 3]))
-        monkeypatch.setattr(k8s_container, "MAX_JOINED_CHARS", rng.choice([1, 15, 40]))
+        tuning = replace(tuning, container_max_joined_lines=rng.choice([1, 2, 3]),
+                         container_max_joined_chars=rng.choice([1, 15, 40]))
     options = LoadOptions(max_initial_rejects=rng.choice([20, 3]),
-                          max_consecutive_rejects=rng.choice([1000, 3]))
+                          max_consecutive_rejects=rng.choice([1000, 3]), tuning=tuning)
     _both(path, monkeypatch, options)
 
 

@@ -373,31 +373,31 @@ def test_numbers_beyond_int64_are_null_not_a_failed_batch(tmp_path: Path) -> Non
     assert result.events.iloc[1]["process_pid"] == 7
 
 
-def test_parsing_makes_no_reference_cycles_and_restores_the_collector(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parsing_makes_no_reference_cycles_and_restores_the_collector(tmp_path: Path) -> None:
     # the loader turns the cyclic garbage collector off for a whole file (linux_auditd.parse)
     # on the grounds that its objects, and the runner's, hold no cycles: every fixture and
     # hostile variant, in one process and with helpers, leaves nothing for it to collect
     import gc
     from dataclasses import replace
 
-    from loaders.base import LoadOptions
-    from loaders.linux_auditd import loader as linux_auditd
+    from loaders.base import LoadOptions, Tuning
     from tests.test_linux_auditd_fast import ALL, _table, _variants
 
-    monkeypatch.setattr(linux_auditd, "OFFLOAD_BYTES", 0)  # helpers for every file
-    monkeypatch.setattr(linux_auditd, "CHUNK_EVENTS", 3)
+    # helpers for every file, in chunks of 3 events
+    tuning = Tuning(auditd_offload_bytes=0, auditd_chunk_events=3)
     inputs = []
     for path in ALL:
         for name, data in _variants(path):
             inputs.append(tmp_path / f"{path.name}-{name}.log")
             inputs[-1].write_bytes(data)
-    _table(inputs[0], LoadOptions(helpers=2))  # start the helpers (their pool lives on)
+    # start the helpers (their pool lives on)
+    _table(inputs[0], LoadOptions(helpers=2, tuning=tuning))
     gc.collect()
     try:
         gc.disable()
         for path in inputs:
-            for options in (LoadOptions(), LoadOptions(batch_size=3, max_initial_rejects=3)):
+            for options in (LoadOptions(tuning=tuning),
+                            LoadOptions(batch_size=3, max_initial_rejects=3, tuning=tuning)):
                 _table(path, options)
                 _table(path, replace(options, helpers=2))
         assert gc.collect() == 0

@@ -169,7 +169,7 @@ def test_plain_body_tokenizer_matches_the_general_one() -> None:
             assert split_fields(text) == _split_general(text) or "avc:" in text
 
 
-def test_block_reader_splits_lines_as_iter_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_block_reader_splits_lines_as_iter_lines() -> None:
     rnd = random.Random(3)
     for _ in range(2000):
         parts = [bytes(rnd.choice(b"ab\r\xff") for _ in range(rnd.choice([0, 1, 3, 9, 30])))
@@ -177,10 +177,10 @@ def test_block_reader_splits_lines_as_iter_lines(monkeypatch: pytest.MonkeyPatch
         data = (rnd.choice([b"", b"\xef\xbb\xbf"]) + b"\n".join(parts)
                 + rnd.choice([b"", b"\n"]))
         max_line = rnd.choice([4, 8, 16])
-        monkeypatch.setattr(linux_auditd_read, "BLOCK_BYTES", rnd.choice([1, 2, 5, 64]))
+        block = rnd.choice([1, 2, 5, 64])
         want = list(iter_lines(io.BytesIO(data), data[:100], max_line))
         got: list[Line] = []
-        for first, piece in linux_auditd_read._whole_lines(io.BytesIO(data), max_line):
+        for first, piece in linux_auditd_read._whole_lines(io.BytesIO(data), max_line, block):
             if isinstance(piece, Line):
                 got.append(piece)
                 continue

@@ -10,6 +10,7 @@ chunks in flight; tables, rejects and counts must equal those of the one-process
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import random
 from dataclasses import replace
@@ -19,24 +20,24 @@ from typing import Any
 import pytest
 
 import loaders.parsing.offload as offload
-from analysis.cli import main
+from analysis.cli import print_ingest_summary
 from benchmarks.harness import ingest_cmd, run_measured
-from loaders.base import LoadOptions
+from loaders.base import LoadOptions, Tuning
+from loaders.ingest.pipeline import ingest
 from loaders.linux_auditd import loader as linux_auditd
 from loaders.parsing.offload import Ahead, helpers_for
 from loaders.store.read import read_events
+from loaders.store.store import Store
 from tests.test_linux_auditd_fast import ALL, _table, _variants
 
 
-def _same(path: Path, options: LoadOptions, monkeypatch: pytest.MonkeyPatch,
-          chunk: int = 3, chars: int = 1 << 20) -> None:
+def _same(path: Path, options: LoadOptions, chunk: int = 3, chars: int = 1 << 20) -> None:
+    """One process, then helpers for the file whatever its size, with chunks of ``chunk``
+    events or ``chars`` characters, two in flight."""
     one = _table(path, options)
-    with monkeypatch.context() as m:
-        m.setattr(linux_auditd, "OFFLOAD_BYTES", 0)
-        m.setattr(linux_auditd, "CHUNK_EVENTS", chunk)
-        m.setattr(linux_auditd, "CHUNK_CHARS", chars)
-        m.setattr(linux_auditd, "AHEAD_CHUNKS", 2)
-        both = _table(path, replace(options, helpers=2))
+    tuning = Tuning(auditd_offload_bytes=0, auditd_chunk_events=chunk, auditd_chunk_chars=chars,
+                    auditd_ahead_chunks=2)
+    both = _table(path, replace(options, helpers=2, tuning=tuning))
     assert both[2] == one[2]
     for got, want in zip(both[:2], one[:2], strict=True):
         assert (got is None and want is None) or (got is not None and want is not None
@@ -44,26 +45,24 @@ def _same(path: Path, options: LoadOptions, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
-def test_helpers_give_the_tables_of_one_process(path: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_helpers_give_the_tables_of_one_process(path: Path, tmp_path: Path) -> None:
     for name, data in _variants(path):
         variant = tmp_path / f"{name}.log"
         variant.write_bytes(data)
         for options in (LoadOptions(), LoadOptions(batch_size=2, max_initial_rejects=3)):
-            _same(variant, options, monkeypatch)
+            _same(variant, options)
 
 
-def test_helpers_on_a_gzip_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_helpers_on_a_gzip_rotation(tmp_path: Path) -> None:
     path = tmp_path / "audit.log.1.gz"
     path.write_bytes(gzip.compress(b"\n".join(
         p.read_bytes() for p in ALL if p.suffix in (".log", ".txt"))))
     # read, loaded, rejected (the kernel line "audit: backlog limit exceeded"), duplicate
     assert _table(path, LoadOptions())[2][:4] == (1084, 1083, 1, 0)
-    _same(path, LoadOptions(), monkeypatch, chunk=64)
+    _same(path, LoadOptions(), chunk=64)
 
 
-def test_helpers_on_a_file_the_runner_stops(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_helpers_on_a_file_the_runner_stops(tmp_path: Path) -> None:
     # good events, then a run of bad lines long enough to stop the file, then more events:
     # the stop must land on the same item with chunks in flight
     good = [f"type=USER_LOGIN msg=audit(1700000000.{n % 1000:03d}:{n}): pid={n} uid=0 "
@@ -76,7 +75,7 @@ def test_helpers_on_a_file_the_runner_stops(tmp_path: Path,
     # read, loaded, rejected, duplicate, status: the 250 events held in the assembly window
     # are kept, and count as good records before the rejects (not "no record recognized")
     assert _table(path, options)[2][:5] == (275, 250, 25, 0, "stopped")
-    _same(path, options, monkeypatch, chunk=7)
+    _same(path, options, chunk=7)
 
 
 def test_held_back_records_break_a_run_of_rejects(tmp_path: Path) -> None:
@@ -93,8 +92,7 @@ def test_held_back_records_break_a_run_of_rejects(tmp_path: Path) -> None:
     assert got[2] == (120, 60, 60, 0, "ok", None)
 
 
-def test_helpers_on_a_generated_log_with_moved_records(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_helpers_on_a_generated_log_with_moved_records(tmp_path: Path) -> None:
     rnd = random.Random(7)
     lines = []
     for n in range(2000):
@@ -112,8 +110,8 @@ def test_helpers_on_a_generated_log_with_moved_records(tmp_path: Path,
     lines.insert(5000, "type=UNKNOWN[1329] msg=?")
     path = tmp_path / "audit.log"
     path.write_text("\n".join(lines) + "\n")
-    _same(path, LoadOptions(), monkeypatch, chunk=50)
-    _same(path, LoadOptions(), monkeypatch, chunk=100_000, chars=5_000)  # bounded by text
+    _same(path, LoadOptions(), chunk=50)
+    _same(path, LoadOptions(), chunk=100_000, chars=5_000)  # bounded by text
 
 
 def _double_or_die(chunk: tuple[int, int]) -> int:
@@ -154,9 +152,10 @@ def test_no_processes_means_no_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert helpers_for(None) == 0
 
 
-def test_auditlens_ingest_maps_a_large_audit_log_in_helpers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_maps_a_large_audit_log_in_helpers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest as ``auditlens ingest`` runs it (``helpers=None``: as many as the machine
+    has cores for), with the size threshold lifted so that these small files count as large."""
     chunks: list[int] = []
 
     class Counting(Ahead):  # type: ignore[type-arg]
@@ -165,16 +164,20 @@ def test_auditlens_ingest_maps_a_large_audit_log_in_helpers(
             return super().put(chunk)
 
     monkeypatch.setattr(offload, "_FAILED", False)
-    monkeypatch.setattr(linux_auditd, "Ahead", Counting)
-    monkeypatch.setattr(linux_auditd, "OFFLOAD_BYTES", 0)  # as if the file were large
-    monkeypatch.setattr(linux_auditd, "CHUNK_EVENTS", 100)
+    monkeypatch.setattr(linux_auditd, "Ahead", Counting)  # counts what goes to the helpers
+    # 0: as if the files were large
+    options = LoadOptions(helpers=None, tuning=Tuning(auditd_offload_bytes=0,
+                                                      auditd_chunk_events=100))
     # two files: the second reuses the helpers the first started
     srcs = [str(p) for p in ALL if p.name in ("msticpy_auditd_log.txt",
                                               "plaso_audit_enriched.log")]
-    assert main(["ingest", *srcs, "--store", str(tmp_path / "s")]) == 0
+    report = ingest(Store(tmp_path / "s"), srcs, options=options)
+    assert report.ok
     # chunks of 100 events or a little more (events completed together go together)
     assert sum(chunks) == 938 + 12 and len(chunks) > 2 and min(chunks[:-2]) >= 100
-    assert "950 read = 950 loaded + 0 rejected + 0 duplicate" in capsys.readouterr().out
+    out = io.StringIO()
+    print_ingest_summary(report, out)
+    assert "950 read = 950 loaded + 0 rejected + 0 duplicate" in out.getvalue()
 
 
 @pytest.mark.slow

@@ -16,9 +16,8 @@ import pyarrow as pa
 import pytest
 
 import loaders
-import loaders.parsing.jsonl_blocks as jsonl_blocks
 import loaders.selectel_audit.loader as sa
-from loaders.base import LoadOptions, ParsedTable
+from loaders.base import LoadOptions, ParsedTable, Tuning
 from loaders.ingest.runner import FileRun
 from loaders.parsing.inputs import input_file, read_head
 
@@ -88,7 +87,8 @@ BLOCK_CASES = [
 ]
 
 
-def _run(path: Path, use_fast: bool, monkeypatch: pytest.MonkeyPatch
+def _run(path: Path, use_fast: bool, monkeypatch: pytest.MonkeyPatch,
+         options: LoadOptions | None = None
          ) -> tuple[pa.Table | None, list[dict[str, Any]], tuple[int, ...], list[str], int]:
     with monkeypatch.context() as m:
         if not use_fast:
@@ -104,7 +104,7 @@ def _run(path: Path, use_fast: bool, monkeypatch: pytest.MonkeyPatch
                 yield item
 
         m.setattr(loader, "parse", counting)
-        run = FileRun(loader, input_file(path), read_head(path), LoadOptions(), "t")
+        run = FileRun(loader, input_file(path), read_head(path), options or LoadOptions(), "t")
         out: dict[str, list[pa.Table]] = {"events": [], "rejects": []}
         for kind, table in run:
             out[kind].append(table)
@@ -114,9 +114,10 @@ def _run(path: Path, use_fast: bool, monkeypatch: pytest.MonkeyPatch
     return events, rejects, (c.read, c.loaded, c.rejected, c.duplicate), run.warnings, tables
 
 
-def _same_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
-    got = _run(path, True, monkeypatch)
-    want = _run(path, False, monkeypatch)
+def _same_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch,
+                    options: LoadOptions | None = None) -> int:
+    got = _run(path, True, monkeypatch, options)
+    want = _run(path, False, monkeypatch, options)
     assert want[4] == 0
     assert got[1:4] == want[1:4]
     assert (got[0] is None) == (want[0] is None)
@@ -126,13 +127,13 @@ def _same_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     return got[4]
 
 
-@pytest.mark.parametrize("block", [jsonl_blocks.BLOCK_BYTES, 3000, 500])
+@pytest.mark.parametrize("block", [Tuning().jsonl_block_bytes, 3000, 500])
 def test_row_level_cases_match_the_per_event_path(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
-    monkeypatch.setattr(jsonl_blocks, "BLOCK_BYTES", block)
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(ROW_CASES) + "\n\n" + ev(event_id="last"))
-    assert _same_both_ways(path, monkeypatch) > 0
+    options = LoadOptions(tuning=Tuning(jsonl_block_bytes=block))
+    assert _same_both_ways(path, monkeypatch, options) > 0
 
 
 @pytest.mark.parametrize("line", BLOCK_CASES)
@@ -151,10 +152,9 @@ def test_block_level_cases_match_the_per_event_path(
 ])
 def test_lines_the_fast_path_leaves_to_the_shared_reader(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    monkeypatch.setattr(jsonl_blocks, "BLOCK_BYTES", 500)
     path = tmp_path / "mixed.jsonl"
     path.write_text(text)
-    _same_both_ways(path, monkeypatch)
+    _same_both_ways(path, monkeypatch, LoadOptions(tuning=Tuning(jsonl_block_bytes=500)))
 
 
 def test_invalid_utf8_and_the_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -247,3 +247,46 @@ def test_staged_rows_split_by_utc_day_as_strftime_would() -> None:
     assert got["unknown"] == [1] and got["1970-01-01"] == [2, 5]
     one_day = table.slice(2, 1)
     assert [(d, p is one_day) for d, p in _by_day(one_day)] == [("1970-01-01", True)]
+
+
+def test_typed_rows_match_the_on_disk_schemas(tmp_path: Path) -> None:
+    """ManifestRow, RejectRow and StoreSummary name exactly what is written and returned, and
+    FileStatus the statuses the manifest holds (a stopped file and an ingested one here)."""
+    from typing import get_args
+
+    from loaders.base import LoadOptions
+    from loaders.ingest.pipeline import OutcomeStatus
+    from loaders.store.layout import (
+        MANIFEST_SCHEMA,
+        REJECT_SCHEMA,
+        FileStatus,
+        ManifestRow,
+        RejectRow,
+        StoredTable,
+    )
+    from loaders.store.read import StoreSummary, store_summary
+
+    assert list(ManifestRow.__annotations__) == MANIFEST_SCHEMA.names
+    assert set(ManifestRow.__required_keys__) == set(MANIFEST_SCHEMA.names)
+    assert list(RejectRow.__annotations__) == REJECT_SCHEMA.names
+    assert get_args(StoredTable) == ("events", "rejects")
+    flat = [a for arg in get_args(OutcomeStatus) for a in (get_args(arg) or (arg,))]
+    assert sorted(flat) == ["failed", "ingested", "refused", "skipped", "stopped"]
+    bad = tmp_path / "stops.jsonl"
+    bad.write_text(K8S_AUDIT.read_text() + "{broken\n" * 3 + K8S_AUDIT.read_text())
+    store = Store(tmp_path / "store")
+    report = ingest(store, [K8S_AUDIT, bad], options=LoadOptions(max_consecutive_rejects=3))
+    assert [f.status for f in report.files] == ["ingested", "stopped"]
+    rows = store.manifest_rows()
+    assert {r["status"] for r in rows} == set(get_args(FileStatus))
+    assert [list(r) for r in rows] == [MANIFEST_SCHEMA.names] * 2
+    totals = report.totals()
+    assert totals == {**{k: sum(getattr(f, k) for f in report.files)
+                         for k in ("read", "loaded", "rejected", "duplicate")},
+                      "ingested": 1, "stopped": 1, "failed": 0, "skipped": 0, "refused": 0}
+    assert totals["loaded"] == 49
+    assert totals["read"] == totals["loaded"] + totals["rejected"] + totals["duplicate"]
+    summary = store_summary(store)
+    assert list(summary) == list(StoreSummary.__annotations__)
+    assert (summary["events"], summary["rejects"], len(summary["files"])) == (
+        49, totals["rejected"], 2)

@@ -9,9 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import loaders.store.store as store_module
 from analysis import read_events
-from loaders.base import make_uid
+from loaders.base import LoadOptions, Tuning, make_uid
 from loaders.ingest.pipeline import ingest
 from loaders.ingest.runner import table_uids
 from loaders.store.store import Store
@@ -57,9 +56,10 @@ def test_index_says_new_only_when_no_fingerprint_is_stored(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("path", ["arrow", "duckdb"])
 def test_both_dedupe_paths_keep_the_first_copy_of_each_id(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
-    if path == "duckdb":
-        monkeypatch.setattr(store_module, "SMALL_STAGED_ROWS", 0)
+        tmp_path: Path, path: str) -> None:
+    # 0: no staged day is small enough for Arrow, every one goes to DuckDB
+    options = LoadOptions(tuning=Tuning(dedupe_in_memory_rows=0 if path == "duckdb"
+                                        else Tuning().dedupe_in_memory_rows))
     full = tmp_path / "full.jsonl"
     write_k8s_copy(full, "paths")
     lines = full.read_text().splitlines()
@@ -68,7 +68,7 @@ def test_both_dedupe_paths_keep_the_first_copy_of_each_id(
     b.write_text("\n".join(lines[20:] + lines[25:27]) + "\n")  # 10 stored, 2 repeated
     c.write_text("\n".join(lines[:5]) + "\n ")  # all stored (differs by a blank)
     store = Store(tmp_path / "store")
-    report = ingest(store, [a, b, c])
+    report = ingest(store, [a, b, c], options=options)
     got = [(f.read, f.loaded, f.rejected, f.duplicate) for f in report.files]
     assert got == [(30, 30, 0, 0), (31, 19, 0, 12), (5, 0, 0, 5)]
     events = read_events(store.root)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,19 @@ DIR = Path(__file__).parent / "fixtures" / "windows-sysmon"
 SYSMON = DIR / "evtx-rs_sysmon.evtx"
 
 
-def _load(path: Path, min_rows: int, monkeypatch: pytest.MonkeyPatch) -> loaders.LoadResult:
-    monkeypatch.setattr(we, "MIN_ROWS", min_rows)
-    return loaders.load(path)
+def _options(min_rows: int, options: loaders.LoadOptions | None = None) -> loaders.LoadOptions:
+    """``options`` with batches of ``min_rows`` or more mapped vectorized (1: every batch;
+    a huge number: none, every record goes through the per-record path)."""
+    options = options or loaders.LoadOptions()
+    return replace(options, tuning=replace(options.tuning, evtx_fast_min_rows=min_rows))
 
 
-def _same(path: Path, monkeypatch: pytest.MonkeyPatch) -> loaders.LoadResult:
-    fast = _load(path, 1, monkeypatch)
-    slow = _load(path, 10**9, monkeypatch)
+FAST, SLOW = 1, 10**9
+
+
+def _same(path: Path) -> loaders.LoadResult:
+    fast = loaders.load(path, options=_options(FAST))
+    slow = loaders.load(path, options=_options(SLOW))
     assert fast.counts == slow.counts
     assert (fast.status, fast.warnings) == (slow.status, slow.warnings)
     cols = [c for c in slow.events.columns if c != "ingest_id"]
@@ -46,9 +52,8 @@ def _same(path: Path, monkeypatch: pytest.MonkeyPatch) -> loaders.LoadResult:
 
 @pytest.mark.parametrize("name", ["evtx-rs_sysmon.evtx",
                                   "ID11_13_17_18-PSexec_as_system_execution.evtx"])
-def test_fast_path_equals_per_record_path_on_real_files(
-        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = _same(DIR / name, monkeypatch)
+def test_fast_path_equals_per_record_path_on_real_files(name: str) -> None:
+    result = _same(DIR / name)
     assert len(result.events) > 0
 
 
@@ -168,7 +173,7 @@ def test_fast_path_equals_per_record_path_on_edited_records(
         yield from records
 
     monkeypatch.setattr(we, "iter_evtx", edited)
-    result = _same(SYSMON, monkeypatch)
+    result = _same(SYSMON)
     assert result.counts.rejected > 0 and len(result.events) > 300
     # the edits really were read (not all sent back to the per-record path)
     mapped = map_batch([r.text for r in records], [r.index for r in records])
@@ -198,14 +203,13 @@ def test_system_pattern_captures_what_json_loads_reads() -> None:
         assert tuple(got.values()) == want
 
 
-def test_fast_path_equals_per_record_path_on_a_benchmark_clone(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_path_equals_per_record_path_on_a_benchmark_clone(tmp_path: Path) -> None:
     """The cloned file of the EVTX benchmark (renumbered records) maps alike both ways."""
     from benchmarks.gen.evtx_clone import clone
 
     path = tmp_path / "clone.evtx"
     clone(SYSMON, 2, path)
-    result = _same(path, monkeypatch)
+    result = _same(path)
     assert len(result.events) == 716
     assert result.events["win_record_id"].tolist() == list(range(1, 717))
 
@@ -230,10 +234,8 @@ def test_fast_path_equals_per_record_path_when_the_run_stops(
 
     monkeypatch.setattr(we, "iter_evtx", records)
     options = loaders.LoadOptions(batch_size=50, max_consecutive_rejects=10)
-    monkeypatch.setattr(we, "MIN_ROWS", 1)
-    fast = loaders.load(SYSMON, options=options)
-    monkeypatch.setattr(we, "MIN_ROWS", 10**9)
-    slow = loaders.load(SYSMON, options=options)
+    fast = loaders.load(SYSMON, options=_options(FAST, options))
+    slow = loaders.load(SYSMON, options=_options(SLOW, options))
     assert fast.status == slow.status == "stopped"
     assert (fast.counts, fast.warnings) == (slow.counts, slow.warnings)
     cols = [c for c in slow.events.columns if c != "ingest_id"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import loaders
 from loaders.base import LoadOptions
@@ -24,11 +25,16 @@ from loaders.ingest.archives import ArchiveError, Refused, archive_kind, iter_ar
 from loaders.ingest.runner import FileRun
 from loaders.parsing.inputs import InputFile, input_file, read_head
 from loaders.schema import CORE_NAMES
+from loaders.store.layout import FileStatus, StagedRow
 from loaders.store.staging import write_staged
 from loaders.store.store import Commit, Store, new_ingest_id, sha256_file, tool_version
 
 DEFER_HASH_BYTES = 4 << 20  # smaller files are hashed before parsing: cheap, no thread
 RELEASE_MEMORY_BYTES = 16 << 20  # after smaller files, a full gc (~25 ms) is not worth it
+
+OutcomeStatus = FileStatus | Literal["failed", "skipped", "refused"]
+"""What became of an input file (see :class:`FileOutcome`); the first two are also the
+manifest's statuses (:data:`loaders.store.layout.FileStatus`)."""
 
 
 @dataclass
@@ -42,7 +48,7 @@ class FileOutcome:
     """
 
     path: str
-    status: str
+    status: OutcomeStatus
     loader: str = ""
     read: int = 0
     loaded: int = 0
@@ -50,6 +56,20 @@ class FileOutcome:
     duplicate: int = 0
     message: str = ""
     size: int = 0
+
+
+class IngestTotals(TypedDict):
+    """Records summed over an ingest's files, and files per status."""
+
+    read: int
+    loaded: int
+    rejected: int
+    duplicate: int
+    ingested: int
+    stopped: int
+    failed: int
+    skipped: int
+    refused: int
 
 
 @dataclass
@@ -60,12 +80,18 @@ class IngestReport:
     store: Path
     files: list[FileOutcome] = field(default_factory=list)
 
-    def totals(self) -> dict[str, int]:
-        keys = ("read", "loaded", "rejected", "duplicate")
-        out = {k: sum(getattr(f, k) for f in self.files) for k in keys}
-        for status in ("ingested", "stopped", "failed", "skipped", "refused"):
-            out[status] = sum(1 for f in self.files if f.status == status)
-        return out
+    def totals(self) -> IngestTotals:
+        files = self.files
+
+        def status(name: OutcomeStatus) -> int:
+            return sum(1 for f in files if f.status == name)
+
+        return {"read": sum(f.read for f in files), "loaded": sum(f.loaded for f in files),
+                "rejected": sum(f.rejected for f in files),
+                "duplicate": sum(f.duplicate for f in files),
+                "ingested": status("ingested"), "stopped": status("stopped"),
+                "failed": status("failed"), "skipped": status("skipped"),
+                "refused": status("refused")}
 
     @property
     def ok(self) -> bool:
@@ -138,12 +164,13 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
     if run.status == "failed":
         outcome.status, outcome.message = "failed", run.error or ""
         return _Staged(job, None, outcome)
-    outcome.status = run.status if run.status == "stopped" else "ingested"
+    status: FileStatus = "stopped" if run.status == "stopped" else "ingested"
+    outcome.status = status
     outcome.message = "; ".join(filter(None, [run.error, *run.warnings]))
-    row: dict[str, object] = {
+    row: StagedRow = {
         "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
         "size": job.file.size, "sha256": digest, "loader": loader.name,
-        "status": outcome.status, "message": outcome.message or None,
+        "status": status, "message": outcome.message or None,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
         "records_duplicate": c.duplicate, "first_timestamp": run.first_ts,
         "last_timestamp": run.last_ts, "tool_version": tool_version(),
@@ -227,9 +254,10 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
         staged = item.result() if isinstance(item, Future) else item
         outcome = staged.outcome
         if staged.commit is not None:
-            row = store.commit(staged.commit)
-            outcome.loaded = int(str(row["records_loaded"]))
-            outcome.duplicate = int(str(row["records_duplicate"]))
+            row = store.commit(staged.commit,
+                               in_memory_rows=options.tuning.dedupe_in_memory_rows)
+            outcome.loaded = row["records_loaded"]
+            outcome.duplicate = row["records_duplicate"]
         if staged.job.owned:
             staged.job.file.path.unlink(missing_ok=True)
         if pool is not None:

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -31,9 +31,16 @@ from loaders.base import (
 from loaders.parsing.inputs import InputFile
 from loaders.parsing.values import conform
 from loaders.schema import SchemaError, event_schema, validate
-from loaders.store.layout import REJECT_SCHEMA
+from loaders.store.layout import REJECT_SCHEMA, RejectRow, StoredTable
 
 EXCERPT_CHARS = 200
+
+RunStatus = Literal["ok", "stopped", "failed"]
+"""How a :class:`FileRun` ended: read to the end, stopped early (bad-record limit, damaged
+stream; what was read is kept), or failed (not this format, unreadable, a loader error)."""
+RunItem = tuple[StoredTable, pa.Table]
+"""What a :class:`FileRun` yields: ``("events", table)`` in the event schema, or
+``("rejects", table)`` in :data:`loaders.store.layout.REJECT_SCHEMA`."""
 
 
 def table_uids(source: str, raw: pa.ChunkedArray, native_id: pa.ChunkedArray | None
@@ -139,7 +146,7 @@ class FileRun:
         self.ingest_id = ingest_id
         self.src = Source(file, head, options, progress)
         self.counts = FileCounts()
-        self.status = "ok"
+        self.status: RunStatus = "ok"
         self.error: str | None = None
         self.first_ts: datetime | None = None
         self.last_ts: datetime | None = None
@@ -149,9 +156,9 @@ class FileRun:
     def warnings(self) -> list[str]:
         return self.src.warnings
 
-    def __iter__(self) -> Iterator[tuple[str, pa.Table]]:
+    def __iter__(self) -> Iterator[RunItem]:
         rows = _Columns()
-        rejects: list[dict[str, Any]] = []
+        rejects: list[RejectRow] = []
         consecutive = 0
         self._parsed = 0
         accepted = 0  # src.accepted at the last reject
@@ -254,13 +261,12 @@ class FileRun:
             return True
         return False
 
-    def _reject_row(self, item: Reject) -> dict[str, Any]:
+    def _reject_row(self, item: Reject) -> RejectRow:
         return {"ingest_id": self.ingest_id, "source": self.loader.name,
                 "source_file": self.file.display, "source_line": item.line,
                 "reason": storable(item.reason), "excerpt": storable(excerpt(item.raw))}
 
-    def _flush(self, rows: _Columns, rejects: list[dict[str, Any]]
-               ) -> Iterator[tuple[str, pa.Table]]:
+    def _flush(self, rows: _Columns, rejects: list[RejectRow]) -> Iterator[RunItem]:
         """The accumulated events as a table; a value Arrow cannot store (a lone surrogate
         from a ``\\ud800`` escape, an integer beyond 64 bits…) rejects its record only."""
         unknown = set(rows.cols) - set(self._schema.names)

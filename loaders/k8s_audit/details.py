@@ -31,9 +31,6 @@ from typing import Any, Generic, TypeVar, cast
 from loaders.base import Duplicate, Item, Parsed
 from loaders.parsing.batch_items import dig as _dig
 
-PENDING_WINDOW = 5000
-REMEMBERED_IDS = 100_000
-
 STAGE_RANK: dict[str, int] = {
     "RequestReceived": 0,
     "ResponseStarted": 1,
@@ -157,11 +154,13 @@ class StageMerger(Generic[Held]):
     takes :class:`TableRow` items, in the same sequence, so the rules span both.
 
     Args:
-        window: how many later records an incomplete stage waits for its completion.
-        memory: how many yielded ids are remembered to spot late stages and repeats.
+        window: how many later records an incomplete stage waits for its completion
+            (:attr:`loaders.base.Tuning.k8s_stage_window`).
+        memory: how many yielded ids are remembered to spot late stages and repeats
+            (:attr:`loaders.base.Tuning.k8s_remembered_ids`).
     """
 
-    def __init__(self, window: int = PENDING_WINDOW, memory: int = REMEMBERED_IDS) -> None:
+    def __init__(self, window: int, memory: int) -> None:
         self.window = window
         self.memory = memory
         self._pending: OrderedDict[str, tuple[Held, int, int]] = OrderedDict()

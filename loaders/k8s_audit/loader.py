@@ -109,10 +109,12 @@ class K8sAuditLoader(JsonLoader):
         # imported here: the fast path's columns use categorize and outcome from this module
         from loaders.k8s_audit.fast import jsonl_head, parse_jsonl
 
+        tuning = src.options.tuning
+        window, memory = tuning.k8s_stage_window, tuning.k8s_remembered_ids
         if jsonl_head(src.head):
-            yield from parse_jsonl(src, self._from_value, StageMerger())
+            yield from parse_jsonl(src, self._from_value, StageMerger(window, memory))
             return
-        merger: StageMerger[Parsed] = StageMerger()
+        merger: StageMerger[Parsed] = StageMerger(window, memory)
         for rec in src.json_records():
             if rec.error is not None:
                 yield from merger.push(Reject(rec.line, rec.error, rec.text))

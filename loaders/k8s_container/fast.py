@@ -1,9 +1,9 @@
 """The vectorized reader of container logs: blocks of whole lines parsed with numpy and Arrow.
 
-The file is read in blocks of whole lines (``BLOCK_BYTES``). In a block, every complete CRI
-line (``<time>Z <stdout|stderr> F <message>``) — or, in a block that starts with ``{``, every
-complete docker json-file record in dockerd's own layout — that no partial is waiting for
-becomes a row of one Arrow table: the line is split with numpy
+The file is read in blocks of whole lines (:attr:`~loaders.base.Tuning.container_block_bytes`).
+In a block, every complete CRI line (``<time>Z <stdout|stderr> F <message>``) — or, in a
+block that starts with ``{``, every complete docker json-file record in dockerd's own layout
+— that no partial is waiting for becomes a row of one Arrow table: the line is split with numpy
 (:mod:`loaders.k8s_container.split`: fields and time from its fixed-width start, strings as
 byte ranges of the block), and lifting runs on the messages that may be structured
 (:mod:`loaders.k8s_container.lift`). A run of CRI ``P`` lines of one stream closed by such a
@@ -37,7 +37,6 @@ from loaders.k8s_container.split import Block, Fields, split_cri, split_docker
 from loaders.parsing import inputs
 from loaders.parsing.inputs import Line, decode_line
 
-BLOCK_BYTES = 4 * 1024 * 1024  # ~16k CRI lines; larger blocks raise peak memory, not speed
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _STREAMS = ("stdout", "stderr")
 
@@ -87,7 +86,7 @@ def _blocks(src: Source) -> Iterator[tuple[int, Block] | Line]:
     max_line = inputs.MAX_LINE_BYTES
     # with reads no longer than the longest line allowed, an over-long line always spans
     # reads, so only the first line of a buffer can be one
-    size = min(BLOCK_BYTES, max_line)
+    size = min(src.options.tuning.container_block_bytes, max_line)
     number = 0
     pending = b""
     skipping = 0  # bytes of an over-long line being skipped

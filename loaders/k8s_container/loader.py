@@ -12,8 +12,9 @@ Two line formats, recognised line by line (a file may even mix them):
 
 One counted record is one log entry: a complete line, or the partial lines joined into it
 (the entry's line number is its first line; ``raw`` holds all of its lines). Joining is
-bounded (``MAX_JOINED_CHARS``, ``MAX_JOINED_LINES``): past that the entry is cut, kept with a
-warning, and the rest starts a new entry.
+bounded (:attr:`~loaders.base.Tuning.container_max_joined_chars` and
+:attr:`~loaders.base.Tuning.container_max_joined_lines`): past that the entry is cut, kept
+with a warning, and the rest starts a new entry.
 
 Pod, namespace, container and container id come from the file path (``src.file.display``;
 for archive members the part after the last ``!``):
@@ -48,9 +49,6 @@ from loaders.k8s_container.fast import iter_fast
 from loaders.parsing.inputs import Line, detect_encoding, text_head
 from loaders.parsing.timeutil import TimeError, parse_iso
 from loaders.schema.extras import K8S_CONTAINER
-
-MAX_JOINED_CHARS = 1024 * 1024
-MAX_JOINED_LINES = 10_000
 
 _CRI = re.compile(
     r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) "
@@ -222,7 +220,9 @@ class K8sContainerLoader(Loader):
 
     def parse(self, src: Source) -> Iterator[Item]:
         info = path_info(src.file.display)
-        assembler = Assembler(info)
+        tuning = src.options.tuning
+        assembler = Assembler(info, tuning.container_max_joined_chars,
+                              tuning.container_max_joined_lines)
         if detect_encoding(src.head) == "utf-8":
             # the fast path: blocks of lines parsed with Arrow compute; odd lines and
             # partials go through the same assembler, line by line
@@ -238,16 +238,20 @@ class Assembler:
 
     Args:
         info: what the file's path says (pod, namespace, container).
+        max_chars: characters of partial lines joined into one entry before it is cut.
+        max_lines: partial lines joined into one entry before it is cut.
     """
 
-    def __init__(self, info: PathInfo) -> None:
+    def __init__(self, info: PathInfo, max_chars: int, max_lines: int) -> None:
         self.info = info
         self.open: dict[str, _Entry] = {}
+        self.max_chars = max_chars
+        self.max_lines = max_lines
 
     @property
     def limits(self) -> tuple[int, int]:
         """(characters, lines) at which joining partial lines stops (see :meth:`feed`)."""
-        return MAX_JOINED_CHARS, MAX_JOINED_LINES
+        return self.max_chars, self.max_lines
 
     def feed(self, line: Line) -> Iterator[Item]:
         """Items completed by one line (none for a partial or an empty line)."""
@@ -272,8 +276,8 @@ class Assembler:
         entry.pieces.append(piece)
         entry.raws.append(raw)
         entry.size += len(piece)
-        if not final and (entry.size >= MAX_JOINED_CHARS
-                          or len(entry.pieces) >= MAX_JOINED_LINES):
+        if not final and (entry.size >= self.max_chars
+                          or len(entry.pieces) >= self.max_lines):
             entry.warnings.append(
                 f"partial lines cut after {len(entry.pieces)} lines / {entry.size} "
                 "characters; the rest of the line is the next entry")

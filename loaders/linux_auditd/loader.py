@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from loaders.base import Item, Loader, Parsed, Reject, Source, gc_paused
+from loaders.base import Item, Loader, Parsed, Reject, Source, Tuning, gc_paused
 from loaders.linux_auditd.categories import CATEGORIES as CATEGORIES  # re-exported
 from loaders.linux_auditd.events import Assembler, Event, Key, assemble
 from loaders.linux_auditd.fields import LightParser, RecordParser
@@ -42,10 +42,6 @@ from loaders.schema.extras import LINUX_AUDITD
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BORROWED_KEYS = 10_000  # stamps remembered for numbering stampless records
-OFFLOAD_BYTES = 16 << 20  # files this large are mapped in helper processes
-CHUNK_EVENTS = 8192  # events handed to the helpers at once ...
-CHUNK_CHARS = 8 << 20  # ... or fewer if their text is this long (huge EXECVE records)
-AHEAD_CHUNKS = 4  # chunks in flight (memory: a few MB each)
 _SNIFF = re.compile(rb"(?m)^(?:node=\S+ )?type=[A-Z_0-9\[\]]+ msg=audit\(\d+\.\d+:\d+\)")
 
 
@@ -63,8 +59,9 @@ class LinuxAuditdLoader(Loader):
 
     def parse(self, src: Source) -> Iterator[Item]:
         helpers = helpers_for(src.options.helpers)
-        run = (_OffloadRun(src.options.batch_size, helpers) if helpers and _large(src)
-               else _Run(src.options.batch_size))
+        options = src.options
+        run = (_OffloadRun(options.batch_size, helpers, options.tuning)
+               if helpers and _large(src) else _Run(options.batch_size))
         # The cyclic garbage collector is off for the whole file, not only inside batches
         # (gc_paused): its collections, triggered by the allocations of every block and
         # walking the open events and header tuples still alive, were 8% of an auditd
@@ -209,21 +206,26 @@ class _Run:
 class _OffloadRun(_Run):
     """A large file's parsing state when helper processes map the events
     (:mod:`loaders.linux_auditd.offload`): records keep their bodies unsplit, assembled
-    events are packed into chunks, and the items come back in order."""
+    events are packed into chunks (of ``tuning.auditd_chunk_events`` events or
+    ``tuning.auditd_chunk_chars`` characters of text), ``tuning.auditd_ahead_chunks`` of them
+    in flight, and the items come back in order."""
 
-    def __init__(self, batch_size: int, helpers: int) -> None:
+    def __init__(self, batch_size: int, helpers: int, tuning: Tuning) -> None:
         super().__init__(batch_size)
         self.record = LightParser()
         self.chunk = Chunk()
-        self.chunk_size = min(batch_size, CHUNK_EVENTS)
-        self.ahead: Ahead[Chunk, list[Item]] = Ahead(map_chunk, helpers, AHEAD_CHUNKS)
+        self.chunk_size = min(batch_size, tuning.auditd_chunk_events)
+        self.chunk_chars = tuning.auditd_chunk_chars
+        self.ahead: Ahead[Chunk, list[Item]] = Ahead(map_chunk, helpers,
+                                                     tuning.auditd_ahead_chunks)
 
     def emit(self, events: Sequence[Event]) -> list[Item]:
         items: list[Item] = []
         start = 0
         while start < len(events):  # a chunk is sent as soon as it is full, even in a burst
-            start = self.chunk.fill(events, start, self.warned, self.chunk_size, CHUNK_CHARS)
-            if self.chunk.full(self.chunk_size, CHUNK_CHARS):
+            start = self.chunk.fill(events, start, self.warned, self.chunk_size,
+                                    self.chunk_chars)
+            if self.chunk.full(self.chunk_size, self.chunk_chars):
                 items += self._send()
         return items
 
@@ -242,11 +244,12 @@ class _OffloadRun(_Run):
 
 def _large(src: Source) -> bool:
     """Worth helper processes: their start (about 0.6 s of CPU, once per process, for the
-    fork server's imports) is repaid from about :data:`OFFLOAD_BYTES` of log (a gzip file
-    holds about ten times its size)."""
+    fork server's imports) is repaid from about
+    :attr:`~loaders.base.Tuning.auditd_offload_bytes` of log (a gzip file holds about ten
+    times its size)."""
     with open(src.file.path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
-    return src.file.size * (8 if gz else 1) >= OFFLOAD_BYTES
+    return src.file.size * (8 if gz else 1) >= src.options.tuning.auditd_offload_bytes
 
 
 def _why_not(text: str) -> str:

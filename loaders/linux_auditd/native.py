@@ -36,8 +36,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# The reading and mapping code of linux_auditd; the driver (loader.py) stays Python so
-# that its settings can be changed at run time.
+# The reading and mapping code of linux_auditd; the driver (loader.py) stays Python. Its
+# sizes (chunks, blocks, the helper threshold) come from LoadOptions.tuning and reach the
+# compiled code as arguments, so they can be changed per run either way.
 COMPILED = (
     "loaders.linux_auditd.fields",
     "loaders.linux_auditd.split",

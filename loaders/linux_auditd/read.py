@@ -2,13 +2,13 @@
 
 :meth:`Source.lines` reads, decodes and wraps one line at a time, then the loader matches the
 record header of each line: about a fifth of the loader's time on a plain audit.log. Here a
-UTF-8 file is read in blocks of whole lines (:data:`BLOCK_BYTES`); a block that decodes as
-UTF-8, holds no ``\\r`` and whose every line is an audit record gives all its headers with one
-``findall`` (:class:`Block`). Any other block — a blank, comment or foreign line, invalid
-UTF-8, CRLF endings — is given line by line as :class:`~loaders.parsing.inputs.Line` objects,
-decoded exactly as :func:`loaders.parsing.inputs.iter_lines` decodes them; so is a line too
-long to read (text None, the same warning), and the whole of a UTF-16 file (through
-:meth:`Source.lines`).
+UTF-8 file is read in blocks of whole lines (:attr:`~loaders.base.Tuning.auditd_block_bytes`);
+a block that decodes as UTF-8, holds no ``\\r`` and whose every line is an audit record gives
+all its headers with one ``findall`` (:class:`Block`). Any other block — a blank, comment
+or foreign line, invalid UTF-8, CRLF endings — is given line by line as
+:class:`~loaders.parsing.inputs.Line` objects, decoded exactly as
+:func:`loaders.parsing.inputs.iter_lines` decodes them; so is a line too long to read (text
+None, the same warning), and the whole of a UTF-16 file (through :meth:`Source.lines`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from loaders.base import Source
 from loaders.parsing import inputs
 from loaders.parsing.inputs import Line, decode_line, detect_encoding
 
-BLOCK_BYTES = 1 << 20
 # the record header of loaders.linux_auditd.fields._HEADER at every line start, and the body
 _HEADERS = re.compile(
     r"^(?:node=(\S+) )?type=([A-Za-z0-9_\[\]]+) msg=audit\((\d+)\.(\d+):(\d+)\):?(.*)",
@@ -60,7 +59,8 @@ def read_pieces(src: Source) -> Iterator[Block | Line]:
         yield from src.lines()
         return
     with src.binary() as fh:
-        for first, data in _whole_lines(fh, inputs.MAX_LINE_BYTES):
+        for first, data in _whole_lines(fh, inputs.MAX_LINE_BYTES,
+                                        src.options.tuning.auditd_block_bytes):
             if src.stopped:
                 return
             if isinstance(data, Line):
@@ -99,16 +99,18 @@ def _block(first: int, data: bytes) -> Block | None:
     return Block(first, headers, lines)
 
 
-def _whole_lines(fh: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes | Line]]:
+def _whole_lines(fh: BinaryIO, max_line: int, block_bytes: int
+                 ) -> Iterator[tuple[int, bytes | Line]]:
     """(number of the first line, bytes of whole lines), and a text-less :class:`Line` for
-    each line longer than ``max_line`` bytes, skipped in bounded memory."""
+    each line longer than ``max_line`` bytes, skipped in bounded memory; read
+    ``block_bytes`` at a time."""
     number = 0
     pending: list[bytes] = []
     size = 0  # bytes in pending: the start of a line
     skipping = 0  # bytes of an over-long line skipped so far
     # reads no longer than the longest line allowed: only the first line of a read (the
     # one pending from earlier reads) can be too long
-    read = min(BLOCK_BYTES, max_line)
+    read = min(block_bytes, max_line)
     while True:
         data = fh.read(read)
         if skipping:

@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 from loaders.base import Item, Reject, Source
 from loaders.parsing.jsonreader import JsonReader
 
-BLOCK_BYTES = 8 << 20
 # a text str.strip() leaves empty (RE2 syntax, for pc.match_substring_regex)
 BLANK_TEXT = r"^[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]*$"
 # what cloud_fields.fast_iso gives the C parser and Arrow's cast reads the same way
@@ -43,15 +42,17 @@ def reader_pool() -> ThreadPoolExecutor:
 
 
 class Blocks:
-    """A file in blocks of whole lines (the last one may lack its newline)."""
+    """A file in blocks of whole lines (the last one may lack its newline), read
+    ``block_bytes`` at a time (:attr:`loaders.base.Tuning.jsonl_block_bytes`)."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinaryIO, block_bytes: int) -> None:
         self.fh = fh
+        self.block_bytes = block_bytes
         self.pending = b""
 
     def next(self) -> bytes | None:
         while True:
-            data = self.fh.read(BLOCK_BYTES)
+            data = self.fh.read(self.block_bytes)
             if not data:
                 out, self.pending = self.pending, b""
                 return out or None
@@ -144,9 +145,10 @@ def blocks_ahead(src: Source, fh: BinaryIO, read_table: Callable[[bytes], pa.Tab
                  ) -> Iterator[CleanBlock | Rest]:
     """A JSON Lines file as clean blocks, each read by ``read_table`` in the reader thread
     one block ahead (Arrow releases the GIL, so it runs beside the mapping of the block
-    before). After a block that is not clean comes one :class:`Rest`, the last item."""
+    before). After a block that is not clean comes one :class:`Rest`, the last item. Blocks
+    are ``src.options.tuning.jsonl_block_bytes`` long."""
     pool = reader_pool()
-    blocks = Blocks(fh)
+    blocks = Blocks(fh, src.options.tuning.jsonl_block_bytes)
     line = 1
     block = blocks.next()
     ahead = pool.submit(_prepare, block, read_table) if block else None

@@ -14,6 +14,9 @@ alone, with no part of auditlens that parses logs.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal, TypedDict
+
 import pyarrow as pa
 
 COMPRESSION = "zstd"
@@ -44,18 +47,57 @@ MANIFEST_SCHEMA = pa.schema([
 ])
 
 
-def _conform_manifest(table: pa.Table) -> pa.Table:
-    """A manifest table in the current schema (older stores lack newer columns)."""
-    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
-            else pa.nulls(table.num_rows, f.type) for f in MANIFEST_SCHEMA]
-    return pa.Table.from_arrays(cols, schema=MANIFEST_SCHEMA)
-
-
 def conform_manifest(table: pa.Table) -> pa.Table:
     """A manifest table in the current schema (older stores lack newer columns)."""
     cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
             else pa.nulls(table.num_rows, f.type) for f in MANIFEST_SCHEMA]
     return pa.Table.from_arrays(cols, schema=MANIFEST_SCHEMA)
+
+
+FileStatus = Literal["ingested", "stopped"]
+"""The manifest's ``status`` of a committed file: ``ingested`` (read to its end) or
+``stopped`` (loaded up to a run of bad records or a damaged stream; ``message`` says where).
+A file that failed, was skipped or refused has no manifest row."""
+
+
+class StagedRow(TypedDict):
+    """The manifest row of a parsed file before its commit (the ingest pipeline fills it;
+    ``records_loaded`` and ``records_duplicate`` are then counted before the store's
+    de-duplication, which :meth:`loaders.store.store.Store.commit` corrects)."""
+
+    ingest_id: str
+    file_seq: int
+    path: str  # as shown: ``archive.zip!member`` for an archive member
+    size: int
+    sha256: str
+    loader: str
+    status: FileStatus
+    message: str | None
+    records_read: int
+    records_loaded: int
+    records_rejected: int
+    records_duplicate: int
+    first_timestamp: datetime | None
+    last_timestamp: datetime | None
+    tool_version: str
+    started_at: datetime
+
+
+class ManifestRow(StagedRow):
+    """One row of the manifest (:data:`MANIFEST_SCHEMA`, in its column order): the staged
+    row, with the counts after de-duplication and what the commit wrote. In a store written
+    before part hashes were recorded, ``parts_sha256`` and ``rejects_sha256`` read as None."""
+
+    finished_at: datetime
+    parts: list[str]  # event files, relative to the store
+    rejects_file: str | None
+    parts_sha256: list[str] | None
+    rejects_sha256: str | None
+
+
+StoredTable = Literal["events", "rejects"]
+"""The two kinds of table a file's parse gives (:class:`loaders.ingest.runner.FileRun`) and the
+store keeps: events (the event schema) and rejects (:data:`REJECT_SCHEMA`)."""
 
 
 REJECT_SCHEMA = pa.schema([
@@ -66,3 +108,14 @@ REJECT_SCHEMA = pa.schema([
     ("reason", pa.string()),
     ("excerpt", pa.string()),
 ])
+
+
+class RejectRow(TypedDict):
+    """One row of a rejects file (:data:`REJECT_SCHEMA`)."""
+
+    ingest_id: str
+    source: str
+    source_file: str
+    source_line: int
+    reason: str
+    excerpt: str

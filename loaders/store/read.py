@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypedDict
 
 import pandas as pd
 import pyarrow as pa
@@ -166,13 +166,32 @@ def read_rejects(store: str | os.PathLike[str] | Store) -> pd.DataFrame:
     return _frame(pa.concat_tables(tables))
 
 
-def store_summary(store: str | os.PathLike[str] | Store) -> dict[str, Any]:
-    """Counts per source and day, the time range, files and rejects, for ``auditlens info``.
+class StoreSummary(TypedDict):
+    """What :func:`store_summary` returns (a dict, for ``auditlens info`` and notebooks).
 
-    Returns:
-        ``{"events", "first", "last", "by_source_day" (DataFrame source/date/events/first/
-        last), "files", "rejects", "reject_reasons" (DataFrame source/reason/count)}``.
+    Attributes:
+        events: events stored.
+        first: the earliest event time (UTC), None in an empty store.
+        last: the latest event time (UTC), None in an empty store.
+        by_source_day: one row per source and UTC day (``unknown`` without a timestamp):
+            source, date, events, first, last.
+        files: the manifest (:func:`read_manifest`), one row per input file.
+        rejects: rejected records stored.
+        reject_reasons: source, reason, count, most frequent first.
     """
+
+    events: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    by_source_day: pd.DataFrame
+    files: pd.DataFrame
+    rejects: int
+    reject_reasons: pd.DataFrame
+
+
+def store_summary(store: str | os.PathLike[str] | Store) -> StoreSummary:
+    """Counts per source and day, the time range, files and rejects, for ``auditlens info``
+    (see :class:`StoreSummary`)."""
     import duckdb
 
     s = _store(store)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.schema import event_schema
-from loaders.store.layout import COMPRESSION, REJECT_SCHEMA, UNKNOWN_DATE
+from loaders.store.layout import COMPRESSION, REJECT_SCHEMA, UNKNOWN_DATE, StoredTable
 from loaders.store.uidindex import fingerprints
 
 SMALL_DAY_ROWS = 5_000  # a staged day whose first batch is smaller is written with LZ4
@@ -67,7 +67,7 @@ def _writer_pool() -> ThreadPoolExecutor:
     return _WRITER[0]
 
 
-def write_staged(tables: Iterator[tuple[str, pa.Table]], directory: Path, stem: str,
+def write_staged(tables: Iterator[tuple[StoredTable, pa.Table]], directory: Path, stem: str,
                  used: frozenset[str] | None = None
                  ) -> tuple[dict[str, StagedDay], Path | None]:
     """Write a file run's events, split by UTC day, and its rejects to staging Parquet.

@@ -36,12 +36,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.schema import event_schema
-from loaders.store.layout import COMPRESSION, MANIFEST_SCHEMA, conform_manifest
+from loaders.store.layout import (
+    COMPRESSION,
+    MANIFEST_SCHEMA,
+    ManifestRow,
+    StagedRow,
+    conform_manifest,
+)
 from loaders.store.staging import StagedDay
 from loaders.store.uidindex import UidIndex, fingerprints, staged_fingerprints
 
-SMALL_STAGED_ROWS = 200_000  # up to this many staged rows of a day are de-duplicated
-SMALL_STORED_IDS = 2_000_000  # in memory with Arrow if the partition holds at most this
+# a staged day of at most `in_memory_rows` rows (Store.commit; loaders.base.Tuning's
+# dedupe_in_memory_rows) is de-duplicated in memory with Arrow if its partition holds at
+# most this many ids
+SMALL_STORED_IDS = 2_000_000
 
 class StoreBusy(RuntimeError):
     """Another process holds the store's write lock."""
@@ -96,7 +104,7 @@ def _crash_point(name: str) -> None:
 class Commit:
     """What one input file adds to the store (the manifest row, and the staged files)."""
 
-    row: dict[str, object]
+    row: StagedRow
     staged_events: dict[str, StagedDay]
     staged_rejects: Path | None
 
@@ -188,6 +196,11 @@ class Store:
 
     # --- manifest ---------------------------------------------------------------------
 
+    def manifest_rows(self) -> list[ManifestRow]:
+        """:meth:`read_manifest` as rows."""
+        rows: list[ManifestRow] = self.read_manifest().to_pylist()
+        return rows
+
     def read_manifest(self) -> pa.Table:
         """Every committed input file, one row each (manifest.parquet plus pending records)."""
         tables = []
@@ -234,20 +247,28 @@ class Store:
             out.extend(sorted(self.events_dir.glob(f"{src}/date={d}/part-*.parquet")))
         return out
 
-    def commit(self, commit: Commit) -> dict[str, object]:
+    def commit(self, commit: Commit, *, in_memory_rows: int) -> ManifestRow:
         """Commit one input file: de-duplicate its staged events against the store, write
         its partitions and rejects, record it in the manifest. Returns the manifest row.
 
+        Args:
+            commit: the file's manifest row and staged files.
+            in_memory_rows: a staged day of at most this many events is de-duplicated in
+                memory with Arrow (if its partition holds at most ``SMALL_STORED_IDS``
+                ids), a larger one by DuckDB (``loaders.base.Tuning.dedupe_in_memory_rows``,
+                passed by the ingest pipeline).
+
         Call only while holding the write lock.
         """
-        row = dict(commit.row)
-        ingest_id, seq = str(row["ingest_id"]), int(str(row["file_seq"]))
+        staged = commit.row
+        ingest_id, seq = staged["ingest_id"], staged["file_seq"]
         parts: list[str] = []
         tmp_files: list[Path] = []
         staged_rows = kept = 0
         if commit.staged_events:
-            staged_rows, kept = self._write_parts(commit.staged_events, str(row["loader"]),
-                                                  f"{ingest_id}-{seq:06d}", parts, tmp_files)
+            staged_rows, kept = self._write_parts(commit.staged_events, staged["loader"],
+                                                  f"{ingest_id}-{seq:06d}", parts, tmp_files,
+                                                  in_memory_rows)
         rejects_rel = None
         if commit.staged_rejects is not None:
             self.rejects_dir.mkdir(parents=True, exist_ok=True)
@@ -256,14 +277,17 @@ class Store:
             os.replace(commit.staged_rejects, tmp)
             tmp_files.append(tmp)
             rejects_rel = str(final.relative_to(self.root))
-        row["records_loaded"] = kept
-        row["records_duplicate"] = int(str(row["records_duplicate"])) + staged_rows - kept
-        row["parts"] = parts
-        row["rejects_file"] = rejects_rel
         hashes = {str(t.relative_to(self.root)): sha256_file(t) for t in tmp_files}
-        row["parts_sha256"] = [hashes[_tmp_name(p)] for p in parts]
-        row["rejects_sha256"] = hashes[_tmp_name(rejects_rel)] if rejects_rel else None
-        row["finished_at"] = datetime.now(UTC)
+        row: ManifestRow = {
+            **staged,
+            "records_loaded": kept,
+            "records_duplicate": staged["records_duplicate"] + staged_rows - kept,
+            "finished_at": datetime.now(UTC),
+            "parts": parts,
+            "rejects_file": rejects_rel,
+            "parts_sha256": [hashes[_tmp_name(p)] for p in parts],
+            "rejects_sha256": hashes[_tmp_name(rejects_rel)] if rejects_rel else None,
+        }
         self.manifest_dir.mkdir(parents=True, exist_ok=True)
         record = self.manifest_dir / f"{ingest_id}-{seq:06d}.parquet"
         tmp_record = record.with_name("." + record.name + ".tmp")
@@ -276,7 +300,8 @@ class Store:
         return row
 
     def _write_parts(self, staged: dict[str, StagedDay], source: str, stem: str,
-                     parts: list[str], tmp_files: list[Path]) -> tuple[int, int]:
+                     parts: list[str], tmp_files: list[Path], in_memory_rows: int
+                     ) -> tuple[int, int]:
         """Put one file's staged per-day event files into their partitions.
 
         A day whose staged ids are unique and not yet stored (:class:`UidIndex`) is moved
@@ -302,7 +327,7 @@ class Store:
                 if self._uids.is_new(key, existing, fps):
                     os.replace(path, tmp)
                     written = rows
-                elif rows <= SMALL_STAGED_ROWS and \
+                elif rows <= in_memory_rows and \
                         _at_most(self._uids.stored(key, existing), SMALL_STORED_IDS):
                     written, fps = _dedupe_in_memory(path, self._uids.exact(key, existing), tmp)
                 else:

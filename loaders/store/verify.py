@@ -111,11 +111,11 @@ def verify_store(store: Store, *, check_inputs: bool = True) -> VerifyReport:
         What was checked and the problems found (``report.ok`` when none).
     """
     report = VerifyReport()
-    manifest = store.read_manifest().to_pylist()
     known: set[str] = set()
-    for row in manifest:
+    for row in store.manifest_rows():
         parts = row["parts"] or []
-        hashes = row["parts_sha256"] or [None] * len(parts)
+        recorded = row["parts_sha256"]  # None in a store from before part hashes
+        hashes: list[str | None] = [*recorded] if recorded else [None] * len(parts)
         rows = 0
         for rel, sha in zip(parts, hashes, strict=True):
             known.add(rel)

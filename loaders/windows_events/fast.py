@@ -29,7 +29,6 @@ from loaders.windows_events.catalog import EVENT_TABLE, SYSMON, family
 from loaders.windows_events.fast_text import read_batch
 from loaders.windows_events.map import audit_outcome
 
-MIN_ROWS = 128  # below this the fixed cost (~300 Arrow calls, ~3 ms) exceeds the per-record path
 _DETAIL_CHARS = 300  # as in windows_events_map._message
 
 _ISO_Z = r'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$'
