@@ -8,7 +8,7 @@ DEMO_STORE := out/demo-store
 .PHONY: demo test test-fast lint typecheck docs golden bench fuzz clean help native
 
 help:
-	@echo "make demo   - set up .venv, ingest data-samples/ into $(DEMO_STORE), run the detectors"
+	@echo "make demo   - set up .venv, ingest data-samples/, detect, write the incident report (out/demo-report.html)"
 	@echo "make test   - set up .venv, run lint, type checks, the whole test suite and notebooks"
 	@echo "make test-fast - the suite without tests marked slow"
 	@echo "make golden - rewrite tests/golden/ (stored values of every fixture) after a reviewed change"
@@ -32,15 +32,11 @@ native: $(STAMP)
 demo: $(STAMP)
 	@$(MAKE) --no-print-directory native || echo "auditlens: could not compile the auditd" \
 	  "modules (needs gcc and the Python headers); the demo runs on the Python source, slower"
-	rm -rf $(DEMO_STORE)
-	# --year: auth.log (RFC 3164) has no year, and git does not keep file dates
-	$(BIN)/auditlens ingest data-samples --store $(DEMO_STORE) --year 2026 --jobs 2
-	$(BIN)/auditlens info --store $(DEMO_STORE)
+	# ingests data-samples/ into a fresh $(DEMO_STORE), runs the detectors, writes the report
+	$(BIN)/auditlens demo --samples data-samples --out-dir out
 	@echo
-	$(BIN)/auditlens detect --store $(DEMO_STORE) --out out/demo-findings.csv
-	@echo
-	@echo "Findings: out/demo-findings.csv (and in the store: analysis.read_findings('$(DEMO_STORE)'))"
-	@echo "Demo store: $(DEMO_STORE)  (query it: $(BIN)/python -c \"import analysis; print(analysis.read_events('$(DEMO_STORE)'))\")"
+	@echo "Incident report: out/demo-report.html  (Markdown: out/demo-report.md, JSON: out/demo-report.json)"
+	@echo "Demo store: $(DEMO_STORE)  (auditlens info --store $(DEMO_STORE); analysis.read_findings('$(DEMO_STORE)'))"
 
 lint: $(STAMP)
 	$(BIN)/ruff check loaders analysis tests benchmarks
