@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_STORE := out/demo-store
 
-.PHONY: demo test test-fast lint typecheck docs golden bench fuzz clean help native
+.PHONY: demo test test-fast lint typecheck docs golden bench fuzz clean help native browser
 
 help:
 	@echo "make demo   - set up .venv, ingest data-samples/, detect, write the incident report (out/demo-report.html)"
@@ -29,6 +29,13 @@ $(STAMP): pyproject.toml
 native: $(STAMP)
 	AUDITLENS_NATIVE=0 $(BIN)/python -m loaders.linux_auditd.native_build --if-stale
 
+# the report's browser test drives Debian's chromium through Playwright (no browser download)
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the report's browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; fi
+
 demo: $(STAMP)
 	@$(MAKE) --no-print-directory native || echo "auditlens: could not compile the auditd" \
 	  "modules (needs gcc and the Python headers); the demo runs on the Python source, slower"
@@ -46,8 +53,8 @@ typecheck: $(STAMP)
 
 # pytest exits 5 when it collected nothing: that is a failure too. The suite runs with the
 # compiled auditd modules (what users run); the auditd tests then run again on the Python source.
-test: lint typecheck native
-	AUDITLENS_REQUIRE_NATIVE=1 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
+test: lint typecheck native browser
+	AUDITLENS_REQUIRE_NATIVE=1 AUDITLENS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
 	  tests notebooks; \
 	  s=$$?; if [ $$s -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$s
 	AUDITLENS_REQUIRE_NATIVE=1 AUDITLENS_NATIVE=0 $(BIN)/python -m pytest -p no:cacheprovider \

@@ -9,6 +9,7 @@ data-samples/: the detectors must generalise.
 
 from __future__ import annotations
 
+import csv
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -90,10 +91,11 @@ class Org:
         root.mkdir(parents=True, exist_ok=True)
         files = []
         panel = root / "authorization-log.csv"
-        lines = ["Date,User,IP address,Browser,Result"]
-        for at, user, ip, agent, result in sorted(self.panel):
-            lines.append(f'{at:%Y-%m-%d %H:%M:%S},{user},{ip},"{agent}",{result}')
-        panel.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with panel.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["Date", "User", "IP address", "Browser", "Result"])
+            for at, user, ip, agent, result in sorted(self.panel):
+                writer.writerow([f"{at:%Y-%m-%d %H:%M:%S}", user, ip, agent, result])
         files.append(panel)
         if self.ssh:
             auth = root / "auth.log"
