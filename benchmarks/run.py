@@ -27,7 +27,8 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # suites whose results have a section of their own in the doc (run alone, they leave the
 # other sections as they are); the rest share the main section
-OWN_SECTION = {"detect": ("<!-- bench:detect:start -->", "<!-- bench:detect:end -->")}
+_ANALYSIS = ("<!-- bench:detect:start -->", "<!-- bench:detect:end -->")
+OWN_SECTION = {"detect": _ANALYSIS, "report": _ANALYSIS}
 
 # suite name -> module in benchmarks/ with `measure(scale) -> list[Measurement]`; the
 # default scale is events (or lines) per input.
@@ -39,6 +40,7 @@ SUITES: dict[str, tuple[str, int]] = {
     "windows_events": ("bench_windows_events", 180_000),  # one ~295 MB EVTX file
     "small_files": ("bench_small_files", 200),  # files, not events
     "detect": ("bench_detect", 10_000_000),  # events in the store detect runs over
+    "report": ("bench_report", 10_000_000),  # the same store, once detect has run
 }
 
 

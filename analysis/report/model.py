@@ -27,8 +27,12 @@ from analysis.detect.base import Finding, severity_rank
 from analysis.incidents import DEFAULT_WINDOW, Incident, correlate
 
 SCHEMA_VERSION = "1"
-MAX_EVIDENCE = 25
-MAX_ACTIVITY = 60
+MAX_EVIDENCE = 25  # evidence events per finding, at most
+EVIDENCE_BUDGET = 1000  # evidence events in the whole report (shared by its findings)
+MAX_ACTIVITY = 50  # activity events per incident
+MAX_INCIDENTS = 20  # incidents told in full (the others are listed in the summary)
+MAX_FINDINGS = 40  # findings told in full per incident (the others counted)
+MAX_RAW = 1000  # characters of a raw record shown
 ACTIVITY_AFTER = timedelta(hours=6)
 EVENT_COLUMNS = ("timestamp", "source", "category", "action", "outcome", "user", "src_ip",
                  "host", "target", "message", "event_uid", "source_file", "source_line",
@@ -123,10 +127,16 @@ def build_report(store: str | os.PathLike[str], *, start: Any = None, end: Any =
         incidents = [n for n in incidents if n.incident_id == incident]
         if not incidents:
             raise KeyError(f"no incident {incident!r} in the report's scope")
-    con = Scope(store).connect()
+    detailed = incidents[:MAX_INCIDENTS]
+    told = {n.incident_id: _told(n, by_id) for n in detailed}
+    n_told = sum(len(v) for v in told.values())
+    per_finding = max(3, min(MAX_EVIDENCE, EVIDENCE_BUDGET // max(1, n_told)))
+    con = Scope(store).connect(memory_limit="2GB")
     try:
         manifest = _manifest(con, store)
-        sections = [_incident_section(con, n, by_id, manifest) for n in incidents]
+        _prepare(con, detailed, told, by_id, per_finding)
+        sections = [_incident_section(con, n, told[n.incident_id], by_id, manifest,
+                                      per_finding) for n in detailed]
         appendix = _appendix(con, store, incidents, run_row, manifest)
     finally:
         con.close()
@@ -142,7 +152,10 @@ def build_report(store: str | os.PathLike[str], *, start: Any = None, end: Any =
                     "incident": incident, "window_hours": window.total_seconds() / 3600},
         "run_id": run_id,
         "notes": notes,
-        "summary": _summary(incidents, findings),
+        "summary": _summary(incidents, findings) + (
+            [f"{len(incidents) - len(detailed)} more incidents are listed above but not told "
+             "in full; `auditlens report --incident ID` tells one."]
+            if len(incidents) > len(detailed) else []),
         "incidents": sections,
         "appendix": appendix,
     }
@@ -174,9 +187,63 @@ def _events(con: Any, uids: Sequence[str], manifest: pd.DataFrame) -> list[dict[
     if not uids:
         return []
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-    frame = con.execute(f"SELECT {cols} FROM history WHERE event_uid IN (SELECT unnest(?)) "
-                        "ORDER BY timestamp, event_uid", [list(uids)]).df()
+    frame = con.execute(f"SELECT DISTINCT {cols} FROM report_events WHERE event_uid IN "
+                        "(SELECT unnest(?)) ORDER BY timestamp, event_uid", [list(uids)]).df()
     return _rows(frame, manifest)
+
+
+def _told(n: Incident, by_id: dict[str, Finding]) -> list[str]:
+    """The findings of an incident told in full: the most severe, then the earliest."""
+    ranked = sorted(n.finding_ids, key=lambda i: (-severity_rank(by_id[i].severity),
+                                                  by_id[i].first_seen, i))[:MAX_FINDINGS]
+    keep = set(ranked)
+    return [i for i in n.finding_ids if i in keep]
+
+
+def _prepare(con: Any, incidents: Sequence[Incident], told: dict[str, list[str]],
+             by_id: dict[str, Finding], per_finding: int) -> None:
+    """One scan of the store for everything the report shows: the evidence events, the
+    actors' activity, address profiles and event counts per source and hour."""
+    _ensure_principals(con)
+    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    uids = sorted({u for ids in told.values() for i in ids
+                   for u in by_id[i].event_uids[:per_finding]})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE report_events AS SELECT {cols} FROM history "
+                "WHERE event_uid IN (SELECT unnest(?))", [uids])
+    addresses = sorted({a for n in incidents for a in n.addresses})
+    principals = sorted({p for n in incidents for p in n.principals})
+    firsts = dict(con.execute(
+        "SELECT p.principal, min(e.timestamp) FROM history e JOIN principals p "
+        "ON p.user = e.user AND p.source = e.source AND p.host IS NOT DISTINCT FROM e.host "
+        "WHERE p.principal IN (SELECT unnest(?)) GROUP BY p.principal",
+        [principals]).fetchall()) if principals else {}
+    rows = []
+    for n in incidents:  # principals first seen in an incident: all they did belongs to it
+        for p in n.principals:
+            if p in firsts and pd.Timestamp(firsts[p]) >= pd.Timestamp(n.first_seen):
+                rows.append((n.incident_id, p))
+    new = pd.DataFrame(rows, columns=["incident_id", "principal"]).astype(object)  # noqa: F841
+    con.execute("CREATE OR REPLACE TEMP TABLE report_new AS SELECT incident_id::VARCHAR AS "
+                "incident_id, principal::VARCHAR AS principal FROM new")
+    start = min((n.first_seen for n in incidents), default=None)
+    end = max((n.last_seen for n in incidents), default=None)
+    ecols = ", ".join(f'e."{c}"' for c in EVENT_COLUMNS)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE report_activity AS SELECT {ecols}, p.principal "
+        "FROM history e LEFT JOIN principals p ON p.user = e.user AND p.source = e.source "
+        "AND p.host IS NOT DISTINCT FROM e.host AND p.subject_type IS NOT DISTINCT FROM "
+        "e.selectel_subject_type WHERE (e.src_ip IN (SELECT unnest(?)) OR p.principal IN "
+        "(SELECT principal FROM report_new)) AND e.timestamp >= ? AND e.timestamp <= ? "
+        "AND coalesce(e.category, '') NOT IN ('authentication', 'session', 'log')",
+        [addresses, start, (end + ACTIVITY_AFTER) if end else None])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE report_addresses AS SELECT src_ip, count(*) AS n, "
+        "min(timestamp) AS first, max(timestamp) AS last, count(DISTINCT user) AS users, "
+        "list(DISTINCT source ORDER BY source) AS sources FROM history "
+        "WHERE src_ip IN (SELECT unnest(?)) GROUP BY src_ip", [addresses])
+    con.execute("CREATE OR REPLACE TEMP TABLE report_hours AS SELECT source, "
+                "date_trunc('hour', timestamp) AS hour, count(*) AS n FROM history "
+                "WHERE timestamp IS NOT NULL GROUP BY ALL")
 
 
 def _rows(frame: pd.DataFrame, manifest: pd.DataFrame) -> list[dict[str, Any]]:
@@ -185,17 +252,20 @@ def _rows(frame: pd.DataFrame, manifest: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for rec in frame.to_dict(orient="records"):
         row = {k: _clean(v) for k, v in rec.items()}
+        raw = row.get("raw")
+        if isinstance(raw, str) and len(raw) > MAX_RAW:
+            row["raw"] = raw[:MAX_RAW] + f" … ({len(raw) - MAX_RAW} more characters)"
         row["sha256"] = hashes.get(row.get("source_file"))
         out.append(row)
     return out
 
 
-def _incident_section(con: Any, n: Incident, by_id: dict[str, Finding],
-                      manifest: pd.DataFrame) -> dict[str, Any]:
+def _incident_section(con: Any, n: Incident, told: list[str], by_id: dict[str, Finding],
+                      manifest: pd.DataFrame, per_finding: int) -> dict[str, Any]:
     findings: list[dict[str, Any]] = []
-    for fid in n.finding_ids:
+    for fid in told:
         f = by_id[fid]
-        evidence = _events(con, f.event_uids[:MAX_EVIDENCE], manifest)
+        evidence = _events(con, f.event_uids[:per_finding], manifest)
         when = {ev["event_uid"]: ev["timestamp"] for ev in evidence}
         findings.append({
             # when the finding's telling event happened (its first evidence: the success
@@ -208,7 +278,7 @@ def _incident_section(con: Any, n: Incident, by_id: dict[str, Finding],
             "entity": f.entity, "first_seen": _iso(f.first_seen),
             "last_seen": _iso(f.last_seen), "evidence": evidence,
             "evidence_total": len(f.event_uids),
-            "evidence_omitted": max(0, len(f.event_uids) - MAX_EVIDENCE),
+            "evidence_omitted": max(0, len(f.event_uids) - len(evidence)),
         })
     context = [{"finding_id": fid, "detector": by_id[fid].detector,
                 "severity": by_id[fid].severity, "title": by_id[fid].title,
@@ -224,6 +294,7 @@ def _incident_section(con: Any, n: Incident, by_id: dict[str, Finding],
         "pods": sorted({r["target"] for r in activity
                         if r.get("source") == "k8s_audit" and "/pods/" in (r.get("target") or "")}),
         "findings": findings,
+        "findings_omitted": len(n.finding_ids) - len(findings),
         "context": context,
         "activity": activity,
         "activity_total": activity_total,
@@ -240,20 +311,14 @@ def _activity(con: Any, n: Incident, manifest: pd.DataFrame
               ) -> tuple[list[dict[str, Any]], int]:
     """What the incident's actors did: events from its addresses, or by principals first
     seen in it, from its start to some hours after its end, sign-ins aside."""
-    start, end = n.first_seen, n.last_seen + ACTIVITY_AFTER
-    principals = [p for p in n.principals]
-    cond = ("(e.src_ip IN (SELECT unnest(?)) OR p.principal IN (SELECT unnest(?))) "
-            "AND e.timestamp >= ? AND e.timestamp <= ? "
-            "AND coalesce(e.category, '') NOT IN ('authentication', 'session', 'log')")
-    base = ("FROM history e LEFT JOIN principals p ON p.user = e.user AND p.source = e.source "
-            "AND p.host IS NOT DISTINCT FROM e.host AND p.subject_type IS NOT DISTINCT FROM "
-            f"e.selectel_subject_type WHERE {cond}")
-    _ensure_principals(con)
-    params = [list(n.addresses), _new_principals(con, principals, n.first_seen), start, end]
-    total = con.execute(f"SELECT count(*) {base}", params).fetchall()[0][0]
-    cols = ", ".join(f'e."{c}"' for c in EVENT_COLUMNS)
-    frame = con.execute(f"SELECT {cols} {base} ORDER BY e.timestamp, e.event_uid LIMIT ?",
-                        [*params, MAX_ACTIVITY]).df()
+    cond = ("(src_ip IN (SELECT unnest(?)) OR principal IN (SELECT principal FROM report_new "
+            "WHERE incident_id = ?)) AND timestamp >= ? AND timestamp <= ?")
+    params = [list(n.addresses), n.incident_id, n.first_seen, n.last_seen + ACTIVITY_AFTER]
+    total = con.execute(f"SELECT count(*) FROM report_activity WHERE {cond}",
+                        params).fetchall()[0][0]
+    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    frame = con.execute(f"SELECT {cols} FROM report_activity WHERE {cond} "
+                        "ORDER BY timestamp, event_uid LIMIT ?", [*params, MAX_ACTIVITY]).df()
     return _rows(frame, manifest), int(total)
 
 
@@ -264,19 +329,6 @@ def _ensure_principals(con: Any) -> None:
         from analysis.identities import register_principals
 
         register_principals(con)
-
-
-def _new_principals(con: Any, principals: Sequence[str], since: datetime) -> list[str]:
-    """Of these principals, those with no event before ``since`` (created in the incident:
-    everything they did belongs to it)."""
-    if not principals:
-        return []
-    rows = con.execute(
-        "SELECT p.principal FROM history e JOIN principals p ON p.user = e.user "
-        "AND p.source = e.source WHERE p.principal IN (SELECT unnest(?)) "
-        "GROUP BY p.principal HAVING min(e.timestamp) >= ?", [list(principals), since]
-    ).fetchall()
-    return sorted(r[0] for r in rows)
 
 
 def _principals(con: Any, n: Incident) -> list[dict[str, Any]]:
@@ -295,10 +347,9 @@ def _addresses(con: Any, n: Incident) -> list[dict[str, Any]]:
 
     out = []
     for ip in n.addresses:
-        row = con.execute(
-            "SELECT count(*), min(timestamp), max(timestamp), count(DISTINCT user), "
-            "list(DISTINCT source ORDER BY source) FROM history WHERE src_ip = ?",
-            [ip]).fetchall()[0]
+        found = con.execute("SELECT n, first, last, users, sources FROM report_addresses "
+                            "WHERE src_ip = ?", [ip]).fetchall()
+        row = found[0] if found else (0, None, None, 0, [])
         out.append({"ip": ip, "network": network(ip), "events": int(row[0]),
                     "first": _iso(row[1]), "last": _iso(row[2]), "users": int(row[3]),
                     "sources": list(row[4] or []), "enrichment": None})
@@ -409,12 +460,12 @@ def _appendix(con: Any, store: str | os.PathLike[str], incidents: Sequence[Incid
                                f"{_iso(span.iloc[0]['last_timestamp'])}" if len(span) else
                                "unknown")})
     coverage = []
-    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM history ORDER BY 1")
+    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM report_hours ORDER BY 1")
                .fetchall()]
     for n in incidents:
         present = {r[0] for r in con.execute(
-            "SELECT DISTINCT source FROM history WHERE timestamp >= ? AND timestamp <= ?",
-            [n.first_seen, n.last_seen + ACTIVITY_AFTER]).fetchall()}
+            "SELECT DISTINCT source FROM report_hours WHERE hour >= date_trunc('hour', ?) "
+            "AND hour <= ?", [n.first_seen, n.last_seen + ACTIVITY_AFTER]).fetchall()}
         missing = [s for s in sources if s not in present]
         coverage.append({"incident_id": n.incident_id, "sources_without_events": missing})
     detectors = json.loads(run_row["detectors"]) if run_row is not None else []
@@ -434,9 +485,11 @@ def _appendix(con: Any, store: str | os.PathLike[str], incidents: Sequence[Incid
         },
         "limits": [
             "Findings are leads, not verdicts: each cites the events it rests on.",
-            f"Tables are capped ({MAX_EVIDENCE} evidence events per finding, "
-            f"{MAX_ACTIVITY} activity events per incident); the counts left out are given, "
-            "and analysis.findings.evidence_events or auditlens detect --out list them all.",
+            f"Tables are capped (at most {MAX_EVIDENCE} evidence events per finding and "
+            f"{EVIDENCE_BUDGET} in all, {MAX_ACTIVITY} activity events and {MAX_FINDINGS} "
+            f"findings per incident, {MAX_INCIDENTS} incidents told in full, raw records "
+            f"cut at {MAX_RAW} characters); the counts left out are given, and "
+            "analysis.findings.evidence_events or auditlens detect --out list them all.",
             "Hours are judged in UTC.",
         ],
     }

@@ -140,6 +140,9 @@ def markdown(report: dict[str, Any]) -> str:
                 lines += [f"{f['evidence_omitted']} more evidence events of "
                           f"{f['evidence_total']} are not listed: "
                           "`analysis.findings.evidence_events` lists them.", ""]
+        if s["findings_omitted"]:
+            lines += [f"{s['findings_omitted']} more findings of this incident are not told "
+                      "in full: `analysis.read_findings` lists them.", ""]
     a = report["appendix"]
     lines += ["## Appendix", "", "### Inputs", ""]
     lines += _table(["file", "size", "sha256", "loader", "read", "loaded", "rejected",
