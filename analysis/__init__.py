@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from analysis.findings import read_findings, read_runs
+    from analysis.findings import read_findings, read_incidents, read_runs
     from loaders.store.read import read_events, read_manifest, read_rejects, store_summary
 
-__all__ = ["read_events", "read_findings", "read_manifest", "read_rejects", "read_runs",
-           "store_summary"]
-_FINDINGS = ("read_findings", "read_runs")
+__all__ = ["read_events", "read_findings", "read_incidents", "read_manifest", "read_rejects",
+           "read_runs", "store_summary"]
+_FINDINGS = ("read_findings", "read_incidents", "read_runs")
 
 
 def __getattr__(name: str) -> Any:

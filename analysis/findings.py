@@ -1,8 +1,9 @@
 """Findings in the store, beside the events, under the store's commit protocol.
 
 ```
-<store>/findings/data/<run_id>.parquet   the findings of one detection run (FINDING_SCHEMA)
-<store>/findings/runs/<run_id>.parquet   the run record (RUN_SCHEMA): its commit marker
+<store>/findings/data/<run_id>.parquet       the findings of one detection run (FINDING_SCHEMA)
+<store>/findings/incidents/<run_id>.parquet  those findings grouped into incidents
+<store>/findings/runs/<run_id>.parquet       the run record (RUN_SCHEMA): its commit marker
 ```
 
 A run is committed when its run record exists: the findings file is written under a
@@ -54,6 +55,22 @@ FINDING_SCHEMA = pa.schema([
     ("parameters", pa.string()),  # JSON: the detector's parameters in this run
 ])
 
+INCIDENT_SCHEMA = pa.schema([
+    ("incident_id", pa.string()),
+    ("run_id", pa.string()),
+    ("title", pa.string()),
+    ("severity", pa.string()),
+    ("first_seen", pa.timestamp("us", tz="UTC")),
+    ("last_seen", pa.timestamp("us", tz="UTC")),
+    ("principals", pa.list_(pa.string())),
+    ("addresses", pa.list_(pa.string())),
+    ("finding_ids", pa.list_(pa.string())),
+    ("context_ids", pa.list_(pa.string())),
+    ("links", pa.list_(pa.struct([("finding_a", pa.string()), ("finding_b", pa.string()),
+                                  ("entity_type", pa.string()), ("entity", pa.string())]))),
+    ("window_hours", pa.float64()),
+])
+
 RUN_SCHEMA = pa.schema([
     ("run_id", pa.string()),
     ("started_at", pa.timestamp("us", tz="UTC")),
@@ -90,6 +107,21 @@ def findings_table(findings: Sequence[Finding], run_id: str,
 def _dirs(store: str | os.PathLike[str]) -> tuple[Path, Path]:
     root = Path(store) / "findings"
     return root / "data", root / "runs"
+
+
+def incidents_table(result: RunResult, run_id: str, window: Any = None) -> pa.Table:
+    """The run's findings grouped into incidents (:func:`analysis.incidents.correlate`)."""
+    from analysis.incidents import DEFAULT_WINDOW, correlate
+
+    window = window or DEFAULT_WINDOW
+    rows = [{"incident_id": n.incident_id, "run_id": run_id, "title": n.title,
+             "severity": n.severity, "first_seen": n.first_seen, "last_seen": n.last_seen,
+             "principals": list(n.principals), "addresses": list(n.addresses),
+             "finding_ids": list(n.finding_ids), "context_ids": list(n.context_ids),
+             "links": [vars(lk) for lk in n.links],
+             "window_hours": window.total_seconds() / 3600}
+            for n in correlate(result.findings, window=window)]
+    return pa.Table.from_pylist(rows, schema=INCIDENT_SCHEMA)
 
 
 def _write_synced(table: pa.Table, final: Path) -> None:
@@ -129,6 +161,9 @@ def save_run(store: str | os.PathLike[str], result: RunResult,
         _clean(data_dir, runs_dir)
         _write_synced(findings_table(result.findings, run_id, result.params),
                       data_dir / f"{run_id}.parquet")
+        incidents_dir = data_dir.parent / "incidents"
+        incidents_dir.mkdir(exist_ok=True)
+        _write_synced(incidents_table(result, run_id), incidents_dir / f"{run_id}.parquet")
         _crash_point("findings-before-run-record")
         record = {
             "run_id": run_id, "started_at": result.started_at,
@@ -146,9 +181,11 @@ def save_run(store: str | os.PathLike[str], result: RunResult,
 def _clean(data_dir: Path, runs_dir: Path) -> None:
     """Remove what a killed run left: temporary files, findings without a run record."""
     committed = {p.stem for p in runs_dir.glob("*.parquet")}
-    for p in [*data_dir.glob(".*.tmp"), *runs_dir.glob(".*.tmp")]:
+    incidents_dir = data_dir.parent / "incidents"
+    for p in [*data_dir.glob(".*.tmp"), *runs_dir.glob(".*.tmp"),
+              *incidents_dir.glob(".*.tmp")]:
         p.unlink(missing_ok=True)
-    for p in data_dir.glob("*.parquet"):
+    for p in [*data_dir.glob("*.parquet"), *incidents_dir.glob("*.parquet")]:
         if p.stem not in committed:
             p.unlink(missing_ok=True)
 
@@ -216,6 +253,19 @@ def evidence_events(store: str | os.PathLike[str], uids: Sequence[str],
                            [list(uids)]).df()
     finally:
         con.close()
+
+
+def read_incidents(store: str | os.PathLike[str], run: str | None = "latest") -> pd.DataFrame:
+    """Incidents of a committed run (INCIDENT_SCHEMA columns), stored with its findings."""
+    data_dir, _ = _dirs(store)
+    runs = read_runs(store)
+    wanted = (list(runs["run_id"].tail(1)) if run == "latest" else
+              list(runs["run_id"]) if run is None else [run])
+    base = data_dir.parent / "incidents"
+    tables = [pq.read_table(base / f"{r}.parquet").cast(INCIDENT_SCHEMA) for r in wanted
+              if (base / f"{r}.parquet").exists()]
+    table = pa.concat_tables(tables) if tables else INCIDENT_SCHEMA.empty_table()
+    return table.to_pandas()
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -131,6 +131,18 @@ def test_the_window_is_a_parameter_and_low_findings_never_join() -> None:
 # -- the report on data-samples ----------------------------------------------------------
 
 
+def test_incidents_are_stored_with_their_run(demo: Path) -> None:
+    from analysis.findings import read_findings, read_incidents
+
+    incidents = read_incidents(demo / "demo-store")
+    findings = read_findings(demo / "demo-store")
+    assert set(incidents["run_id"]) == set(findings["run_id"])
+    first = incidents.iloc[0]
+    assert first["severity"] == "critical" and first["principals"][0] == "anna.volkova"
+    assert set(first["finding_ids"]) <= set(findings["finding_id"])
+    assert first["window_hours"] == 6.0 and len(first["links"]) > 0
+
+
 def test_report_tells_the_ground_truth(demo: Path) -> None:
     truth = json.loads((ROOT / "data-samples" / "ground-truth.json").read_text())
     report = json.loads((demo / "demo-report.json").read_text())
