@@ -98,12 +98,12 @@ def _run(path: str | os.PathLike[str], format: str | None, options: LoadOptions,
          ingest_id: str) -> FileRun:
     from loaders.ingest.runner import FileRun
     from loaders.parsing.inputs import input_file, read_head
-    from loaders.registry import detect, get_loader
+    from loaders.registry import detect_head
 
     file = input_file(path)
-    head = read_head(file.path)
-    loader = get_loader(format) if format else detect(head, file.path.name)
-    return FileRun(loader, file, head, options, ingest_id)
+    found = detect_head(read_head(file.path), file.path.name, format)
+    return FileRun(found.loader, file, found.head, options, ingest_id,
+                   damaged_lines=found.damaged_lines)
 
 
 def iter_batches(

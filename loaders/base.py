@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import pyarrow as pa
 
+from loaders.parsing.damage import NulRun, scrubbable, scrubbed
 from loaders.parsing.inputs import InputFile, Line, iter_lines, open_binary
 from loaders.parsing.jsonreader import JsonReader, JsonRecord
 from loaders.schema import Column
@@ -185,7 +186,9 @@ class LoadOptions:
         batch_size: events per Arrow batch.
         max_initial_rejects: a file whose first N records are all rejected is not of this
             format: it stops with an error naming ``--format``.
-        max_consecutive_rejects: a run this long of bad records anywhere stops the file.
+        max_consecutive_rejects: a run this long of bad records anywhere stops the file;
+            None, the default: a run of bad records in the middle of a file is rejected
+            (binary damage as one region) and reading resumes at the next good record.
         helpers: extra processes a loader may use for one large file (auditd maps events
             in a helper, see :mod:`loaders.parsing.offload`). 0, the default for library calls:
             none. None: one on a machine with two cores or more, as ``auditlens ingest``
@@ -199,7 +202,7 @@ class LoadOptions:
     mapping: Mapping[str, str] = field(default_factory=dict)
     batch_size: int = 20_000
     max_initial_rejects: int = 20
-    max_consecutive_rejects: int = 1000
+    max_consecutive_rejects: int | None = None
     helpers: int | None = 0
     tuning: Tuning = Tuning()
 
@@ -209,10 +212,13 @@ class Source:
 
     def __init__(
         self, file: InputFile, head: bytes, options: LoadOptions,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int], None] | None = None, damaged_lines: int = 0,
     ) -> None:
         self.file = file
         self.head = head
+        # lines of a damaged head before the first record detection recognised: a loader
+        # that reads a header row (CSV) rejects them instead of taking one as its header
+        self.damaged_lines = damaged_lines
         self.options = options
         self.warnings: list[str] = []
         self.stopped = False
@@ -221,6 +227,10 @@ class Source:
         # here, so that the runner's reject limits know good records came between rejects
         self.accepted = 0
         self.read_error: str | None = None
+        # NUL runs removed from the starts of lines of a text file, kept as rejects by the
+        # runner (see loaders.parsing.damage); binary formats and UTF-16 are not scrubbed
+        self.nul_runs: list[NulRun] = []
+        self.scrubbed = scrubbable(head)
         self._progress = progress
 
     def stop(self) -> None:
@@ -231,8 +241,12 @@ class Source:
 
     @contextmanager
     def binary(self) -> Iterator[BinaryIO]:
-        """The file's (decompressed) bytes, opened read-only."""
+        """The file's (decompressed) bytes, opened read-only; text without the NUL runs
+        and byte-order marks at the starts of its lines (:mod:`loaders.parsing.damage`)."""
         fh = open_binary(self.file.path, self._progress, self._damaged)
+        if self.scrubbed:
+            self.nul_runs.clear()  # a loader that reads the file twice finds them twice
+            fh = scrubbed(fh, self.nul_runs)
         try:
             yield fh
         finally:

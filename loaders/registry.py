@@ -12,9 +12,11 @@ Nothing here imports a parser at import time: :func:`get_loader` imports one mod
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from loaders.base import Loader
-from loaders.parsing.inputs import sniff_head
+from loaders.parsing.damage import RESYNC_TEXT_LINES, resync_offsets
+from loaders.parsing.inputs import detect_encoding, sniff_head
 from loaders.schema import source_columns
 
 BUILTINS: tuple[tuple[str, str], ...] = (
@@ -86,26 +88,72 @@ def all_loaders() -> dict[str, Loader]:
     return {name: get_loader(name) for name in MODULES}
 
 
-def detect(head: bytes, name: str = "") -> Loader:
-    """The one loader whose ``sniff`` accepts this head.
+@dataclass(frozen=True)
+class Detected:
+    """What detection found.
+
+    Attributes:
+        loader: the loader of the file.
+        head: the head its records start in: the file's head, or, when the file's first
+            lines are damaged, the head from the first line the loader recognised.
+        damaged_lines: lines before that one (0 for a sound head); they are read and
+            rejected like any bad record, and do not count as a sign of the wrong format.
+    """
+
+    loader: Loader
+    head: bytes
+    damaged_lines: int = 0
+
+
+def _accepting(head: bytes, name: str, candidates: list[Loader]) -> list[Loader]:
+    head = sniff_head(head)
+    return [ld for ld in candidates if ld.sniff(head, name)]
+
+
+def detect_head(head: bytes, name: str = "", format: str | None = None) -> Detected:
+    """The loader of a file from its head (``format`` forces one), looking past a damaged
+    head: when no loader accepts the start, detection tries again from each of the first
+    lines (binary garbage of any length within the head, and up to
+    :data:`~loaders.parsing.damage.RESYNC_TEXT_LINES` unparsable lines, are looked past).
 
     Raises:
-        UnrecognizedFormat: no loader accepts it.
-        AmbiguousFormat: several do; the message lists them and the ``--format`` option.
+        UnknownFormat: ``format`` names no loader.
+        UnrecognizedFormat: no loader accepts any of those starts.
+        AmbiguousFormat: several accept the first start that any accepts.
     """
-    head = sniff_head(head)
-    found = [ld for ld in all_loaders().values() if ld.sniff(head, name)]
+    candidates = [get_loader(format)] if format else list(all_loaders().values())
+    found = _accepting(head, name, candidates)
+    offset = 0
+    if not found and detect_encoding(head) == "utf-8":
+        for offset in resync_offsets(head):
+            found = _accepting(head[offset:], name, candidates)
+            if found:
+                break
     if len(found) == 1:
-        return found[0]
+        return Detected(found[0], head[offset:] if offset else head,
+                        head[:offset].count(b"\n"))
+    if format:  # forced: read from the start, whatever it holds
+        return Detected(candidates[0], head)
     if not found:
         raise UnrecognizedFormat(
-            "no loader recognises this file; `auditlens sources` lists the formats, "
+            "no loader recognises this file (nor from any of its first "
+            f"{RESYNC_TEXT_LINES} lines); `auditlens sources` lists the formats, "
             "--format NAME forces one"
         )
     raise AmbiguousFormat(
         f"several loaders recognise this file ({', '.join(ld.name for ld in found)}); "
         "choose one with --format NAME"
     )
+
+
+def detect(head: bytes, name: str = "") -> Loader:
+    """The one loader that recognises this head (see :func:`detect_head`).
+
+    Raises:
+        UnrecognizedFormat: no loader accepts it.
+        AmbiguousFormat: several do; the message lists them and the ``--format`` option.
+    """
+    return detect_head(head, name).loader
 
 
 def sources_table() -> list[dict[str, str]]:

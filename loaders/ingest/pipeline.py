@@ -23,7 +23,9 @@ import loaders
 from loaders.base import LoadOptions
 from loaders.ingest.archives import ArchiveError, Refused, archive_kind, iter_archive
 from loaders.ingest.runner import FileRun
+from loaders.parsing.damage import looks_like_text
 from loaders.parsing.inputs import InputFile, input_file, read_head
+from loaders.registry import detect_head
 from loaders.schema import CORE_NAMES
 from loaders.store.layout import FileStatus, StagedRow
 from loaders.store.staging import write_staged
@@ -56,6 +58,7 @@ class FileOutcome:
     duplicate: int = 0
     message: str = ""
     size: int = 0
+    unrecognised: Literal["", "text", "binary", "ambiguous"] = ""
 
 
 class IngestTotals(TypedDict):
@@ -119,6 +122,7 @@ class _Job:
     staging: Path
     options: LoadOptions
     owned: bool  # the file is a temp copy (archive member) to delete after commit
+    damaged_lines: int = 0  # lines of a damaged head before the records detection found
 
 
 @dataclass
@@ -144,7 +148,8 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
     """Parse one file into staged Parquet. Runs in a worker process when jobs > 1."""
     loader = loaders.get_loader(job.loader)
-    run = FileRun(loader, job.file, job.head, job.options, job.ingest_id, progress)
+    run = FileRun(loader, job.file, job.head, job.options, job.ingest_id, progress,
+                  damaged_lines=job.damaged_lines)
     started = datetime.now(UTC)
     outcome = FileOutcome(job.file.display, "ingested", loader.name, size=job.file.size)
     try:
@@ -281,9 +286,9 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
                     file.path.unlink(missing_ok=True)
                 skip(outcome)
                 continue
-            loader, head, digest = outcome
+            loader, head, damaged_lines, digest = outcome
             job = _Job(file, head, loader, digest, seq, report.ingest_id, staging, options,
-                       owned)
+                       owned, damaged_lines)
             if pool is None:
                 finish(_stage(job, progress.bytes_read))
             else:
@@ -342,7 +347,7 @@ class _Hashes:
 
 
 def _precheck(file: InputFile, format: str | None, hashes: _Hashes
-              ) -> FileOutcome | tuple[str, bytes, str | Future[str]]:
+              ) -> FileOutcome | tuple[str, bytes, int, str | Future[str]]:
     try:
         digest = hashes.check(file)
         if isinstance(digest, FileOutcome):
@@ -352,10 +357,17 @@ def _precheck(file: InputFile, format: str | None, hashes: _Hashes
         return FileOutcome(file.display, "failed", message=f"cannot read: {exc}",
                            size=file.size)
     try:
-        loader = loaders.get_loader(format) if format else loaders.detect(head, file.path.name)
-    except (loaders.UnrecognizedFormat, loaders.AmbiguousFormat) as exc:
-        return FileOutcome(file.display, "skipped", size=file.size, message=str(exc))
-    return loader.name, head, digest
+        found = detect_head(head, file.path.name, format)
+    except loaders.UnrecognizedFormat as exc:
+        text = looks_like_text(head)
+        message = (f"{exc}; it looks like text logs: read its first lines" if text
+                   else str(exc))
+        return FileOutcome(file.display, "skipped", size=file.size, message=message,
+                           unrecognised="text" if text else "binary")
+    except loaders.AmbiguousFormat as exc:
+        return FileOutcome(file.display, "skipped", size=file.size, message=str(exc),
+                           unrecognised="ambiguous")
+    return found.loader.name, found.head, found.damaged_lines, digest
 
 
 def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], None]
@@ -365,7 +377,7 @@ def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], 
     for path in files:
         try:
             file = input_file(path)
-            kind = archive_kind(read_head(path, 1024))
+            kind = archive_kind(read_head(path, 1024, scrub=False))
         except OSError as exc:
             skip(FileOutcome(str(path), "failed", message=f"cannot read: {exc}"))
             continue

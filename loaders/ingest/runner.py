@@ -28,12 +28,23 @@ from loaders.base import (
     Source,
     make_uid,
 )
-from loaders.parsing.inputs import InputFile
+from loaders.parsing.damage import looks_binary, nul_rejects
+from loaders.parsing.inputs import InputFile, open_binary
 from loaders.parsing.values import conform
 from loaders.schema import SchemaError, event_schema, validate
 from loaders.store.layout import REJECT_SCHEMA, RejectRow, StoredTable
 
 EXCERPT_CHARS = 200
+_FRAGMENT_CHARS = 64  # a rejected line this short between binary lines joins their region
+
+
+@dataclass
+class _Region:
+    """Consecutive rejected lines of binary damage, kept as one reject."""
+
+    first: Reject
+    last: int
+    lines: int = 1
 
 RunStatus = Literal["ok", "stopped", "failed"]
 """How a :class:`FileRun` ended: read to the end, stopped early (bad-record limit, damaged
@@ -139,12 +150,14 @@ class FileRun:
     def __init__(
         self, loader: Loader, file: InputFile, head: bytes, options: LoadOptions,
         ingest_id: str, progress: Callable[[int], None] | None = None,
+        damaged_lines: int = 0,
     ) -> None:
         self.loader = loader
+        self.damaged_lines = damaged_lines
         self.file = file
         self.options = options
         self.ingest_id = ingest_id
-        self.src = Source(file, head, options, progress)
+        self.src = Source(file, head, options, progress, damaged_lines)
         self.counts = FileCounts()
         self.status: RunStatus = "ok"
         self.error: str | None = None
@@ -158,10 +171,12 @@ class FileRun:
 
     def __iter__(self) -> Iterator[RunItem]:
         rows = _Columns()
-        rejects: list[RejectRow] = []
-        consecutive = 0
+        self._rejects: list[RejectRow] = []
+        self._consecutive = 0
+        self._accepted = 0  # src.accepted at the last reject
+        self._region: _Region | None = None
+        self._region_spans: list[tuple[int, int]] = []
         self._parsed = 0
-        accepted = 0  # src.accepted at the last reject
         name = self.loader.name
         items = self.loader.parse(self.src)
         while True:
@@ -170,18 +185,24 @@ class FileRun:
             except StopIteration:
                 break
             except FormatError as exc:
-                self.status, self.error = "failed", str(exc)
+                self._end(str(exc))
                 break
             except Exception as exc:  # a loader bug: keep what we have, say where it stopped
-                self.status = "failed"
-                self.error = (f"{name} loader error after {self.counts.read} records: "
-                              f"{type(exc).__name__}: {exc}")
+                self._end(f"{name} loader error after {self.counts.read} records: "
+                          f"{type(exc).__name__}: {exc}")
                 break
+            if isinstance(item, Reject):
+                self._reject(item)
+                if len(self._rejects) >= self.options.batch_size:
+                    yield "rejects", pa.Table.from_pylist(self._rejects, schema=REJECT_SCHEMA)
+                    self._rejects = []
+                continue
+            self._close_region()
             if isinstance(item, ParsedTable):
                 if rows.n:  # keep input order
-                    yield from self._flush(rows, rejects)
+                    yield from self._flush(rows, self._rejects)
                     rows = _Columns()
-                consecutive = 0
+                self._consecutive = 0
                 table = self._from_table(item.table)
                 self.counts.read += table.num_rows
                 self._parsed += table.num_rows
@@ -189,7 +210,7 @@ class FileRun:
                 continue
             self.counts.read += 1
             if isinstance(item, Parsed):
-                consecutive = 0
+                self._consecutive = 0
                 self._parsed += 1
                 row = item.fields
                 row["source"] = name
@@ -202,29 +223,83 @@ class FileRun:
                     row["parse_warning"] = "; ".join(item.warnings)
                 rows.add(row)
                 if rows.n >= self.options.batch_size:
-                    yield from self._flush(rows, rejects)
+                    yield from self._flush(rows, self._rejects)
                     rows = _Columns()
-            elif isinstance(item, Reject):
-                if self.src.accepted != accepted:  # good records came in between
-                    accepted = self.src.accepted
-                    consecutive = 0
-                consecutive += 1
-                self.counts.rejected += 1
-                rejects.append(self._reject_row(item))
-                if not self.src.stopped and self._too_many_rejects(consecutive, item):
-                    self.src.stop()
-                if len(rejects) >= self.options.batch_size:
-                    yield "rejects", pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
-                    rejects = []
             else:
                 self.counts.duplicate += 1
+        self._close_region()
         if self.src.read_error and self.status == "ok":
-            self.status, self.error = ("stopped" if self._parsed else "failed",
-                                       self.src.read_error)
+            self._end(self.src.read_error)
+        self._nul_rejects()
         if rows.n:
-            yield from self._flush(rows, rejects)
-        if rejects:
-            yield "rejects", pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
+            yield from self._flush(rows, self._rejects)
+        if self._rejects:
+            yield "rejects", pa.Table.from_pylist(self._rejects, schema=REJECT_SCHEMA)
+
+    def _end(self, error: str) -> None:
+        """The file ends early: ``stopped`` when records were read (they are kept),
+        ``failed`` when none was (the file's rejects and its manifest row are kept)."""
+        self.status = "stopped" if self._parsed else "failed"
+        self.error = error
+
+    def _reject(self, item: Reject) -> None:
+        """Count and keep one rejected record. Consecutive rejects of binary damage (and
+        short fragments between them) are kept as one damaged region, however long."""
+        region = self._region
+        binary = looks_binary(item.raw)
+        if region is not None and (binary or (
+                item.line <= region.last + 3 and len(item.raw) < _FRAGMENT_CHARS)):
+            region.last = max(region.last, item.line)
+            region.lines += 1
+            return
+        self._close_region()
+        if binary:
+            self._region = _Region(item, item.line)
+            return
+        self._keep(item)
+
+    def _close_region(self) -> None:
+        region, self._region = self._region, None
+        if region is None:
+            return
+        first = region.first
+        self._region_spans.append((first.line, region.last))
+        if region.lines > 1:
+            first = Reject(first.line, f"damaged region: binary data on lines {first.line}–"
+                           f"{region.last} ({region.lines:,} lines, kept as one reject; "
+                           f"first line: {first.reason}); reading resumed after it",
+                           first.raw)
+        self._keep(first)
+
+    def _keep(self, item: Reject) -> None:
+        self.counts.read += 1
+        self.counts.rejected += 1
+        self._rejects.append(self._reject_row(item))
+        if self.src.accepted != self._accepted:  # good records came in between
+            self._accepted = self.src.accepted
+            self._consecutive = 0
+        if item.line > self.damaged_lines:  # a damaged head is no sign of the wrong format
+            self._consecutive += 1
+        if not self.src.stopped and self._too_many_rejects(self._consecutive, item):
+            self.src.stop()
+
+    def _nul_rejects(self) -> None:
+        """The NUL runs removed from the starts of lines, as rejects with their line."""
+        runs = self.src.nul_runs
+        if not runs:
+            return
+        try:
+            found = list(nul_rejects(runs, lambda: open_binary(self.file.path)))
+        except OSError as exc:  # the file went away meanwhile: keep the offsets
+            found = [(0, f"damaged region: {r.length:,} NUL bytes at byte {r.offset:,} "
+                         f"(line unknown: {exc})") for r in runs]
+        spans = self._region_spans
+        for line, reason in found:
+            if any(first <= line <= last for first, last in spans):
+                continue  # within a damaged region already kept
+            self.counts.read += 1
+            self.counts.rejected += 1
+            self._rejects.append(self._reject_row(Reject(line, reason, "")))
 
     def _from_table(self, table: pa.Table) -> pa.Table:
         name = self.loader.name
@@ -254,7 +329,7 @@ class FileRun:
                 "run `auditlens sources` and pass the right one with --format NAME"
             )
             return True
-        if consecutive >= opts.max_consecutive_rejects:
+        if opts.max_consecutive_rejects and consecutive >= opts.max_consecutive_rejects:
             self.status = "stopped"
             self.error = (f"stopped at line {item.line}: {consecutive} bad records in a row; "
                           "the rest of the file was not read")

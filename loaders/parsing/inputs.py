@@ -146,9 +146,15 @@ def open_binary(
     return cast(BinaryIO, raw)
 
 
-def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
-    """The first ``n`` bytes of the (decompressed) content, for format sniffing."""
+def read_head(path: Path, n: int = HEAD_BYTES, scrub: bool = True) -> bytes:
+    """The first ``n`` bytes of the (decompressed) content, for format sniffing; text is
+    scrubbed of NUL runs and byte-order marks at line starts, as its loader will read it
+    (:mod:`loaders.parsing.damage`) unless ``scrub`` is False (archive magic)."""
+    from loaders.parsing.damage import read_scrubbed_head
+
     try:
+        if scrub:
+            return read_scrubbed_head(path, n)
         with open_binary(path) as fh:
             return fh.read(n)
     except (OSError, EOFError):
@@ -176,14 +182,16 @@ def sniff_head(head: bytes) -> bytes:
     any other bytes unchanged (binary formats keep their magic)."""
     if detect_encoding(head) != "utf-8":
         return text_head(head).encode("utf-8")
-    return head.removeprefix(codecs.BOM_UTF8)
+    while head.startswith(codecs.BOM_UTF8):
+        head = head[3:]
+    return head
 
 
 def text_head(head: bytes) -> str:
     """The sniffing head as text: BOM removed, UTF-16 decoded, bad bytes replaced."""
     enc = detect_encoding(head)
     if enc == "utf-8":
-        return head.removeprefix(codecs.BOM_UTF8).decode("utf-8", "replace")
+        return sniff_head(head).decode("utf-8", "replace")
     return head.decode(enc, "replace").lstrip("\ufeff")
 
 

@@ -128,6 +128,11 @@ class SelectelAuthLoader(Loader):
                 stripped = line.strip().lstrip("\ufeff")
                 if not stripped:
                     continue
+                if tap.number <= src.damaged_lines:  # a damaged head before the header
+                    start, raw = tap.take()
+                    yield Reject(start, "damaged head: a line before the header row that "
+                                        "is not a CSV header", raw)
+                    continue
                 if stripped.lower().startswith("sep=") and len(stripped) <= 6:
                     sep = stripped[4:5] or None
                     continue
@@ -260,6 +265,11 @@ class _Tap:
         self._number += 1
         self._buf.append(line)
         return line
+
+    @property
+    def number(self) -> int:
+        """Lines read so far."""
+        return self._number
 
     def take(self) -> tuple[int, str]:
         """Start line and text of the lines read since the last call."""
