@@ -138,6 +138,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print("auditlens: some files failed; see the status column and messages above",
               file=sys.stderr)
         return 1
+    unloaded = [f for f in report.files if f.unrecognised or f.status == "refused"]
+    if args.strict and unloaded:
+        print(f"auditlens: --strict: {len(unloaded)} inputs were not recognised or were "
+              "refused (listed above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -153,6 +158,15 @@ def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
     print(f"records: {t['read']:,} read = {t['loaded']:,} loaded + {t['rejected']:,} rejected "
           f"+ {t['duplicate']:,} duplicate", file=out)
     print(f"store: {safe(report.store)}  (ingest {report.ingest_id})", file=out)
+    text = [f for f in report.files if f.unrecognised == "text"]
+    if text:
+        print(f"\nNOT LOADED: {len(text)} files look like text logs, but no loader "
+              "recognises them; none of their records is in the store:", file=out)
+        for f in text:
+            print(f"  {safe(f.path)}", file=out)
+        print("Read their first lines; if they are logs of a known format, ingest them with "
+              "--format NAME (`auditlens sources` lists the formats). --strict makes this "
+              "an error.", file=out)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -185,10 +199,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     if len(files):
         print(file=out)
         _table([[r.path, r.loader, r.status, f"{r.records_read:,}", f"{r.records_loaded:,}",
-                 f"{r.records_rejected:,}", f"{r.records_duplicate:,}", r.sha256[:16]]
+                 f"{r.records_rejected:,}", f"{r.records_duplicate:,}", r.sha256[:16],
+                 _note(r.message) if r.status != "ingested" else ""]
                 for r in files.itertuples()],
                ["file", "loader", "status", "read", "loaded", "rejected", "duplicate",
-                "sha256"], out)
+                "sha256", "note"], out)
+        unloaded = files[files["status"] != "ingested"]
+        if len(unloaded):
+            print(f"\n{len(unloaded)} files did not load to their end (stopped: what was "
+                  "read is kept; failed: nothing loaded, their rejects are kept); the note "
+                  "says why", file=out)
     reasons = info["reject_reasons"]
     if len(reasons):
         print("\nreject reasons:", file=out)
@@ -197,6 +217,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.verify:
         return _verify(store, out)
     return 0
+
+
+def _note(message: object, limit: int = 120) -> str:
+    text = "" if message is None or message != message else str(message)  # None or NaN
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _verify(store: Any, out: TextIO) -> int:
@@ -487,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: from the file's modification time)")
     p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
                    help="map a column of a tabular export to a schema field (repeatable)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when any input is not recognised or is refused "
+                   "(by default such inputs are listed and the run succeeds)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("sources", help="list the loaders and what each reads")

@@ -22,9 +22,9 @@ from typing import Literal, TypedDict
 import loaders
 from loaders.base import LoadOptions
 from loaders.ingest.archives import ArchiveError, Refused, archive_kind, iter_archive
-from loaders.ingest.runner import FileRun
+from loaders.ingest.runner import FileCounts, FileRun
 from loaders.parsing.damage import looks_like_text
-from loaders.parsing.inputs import InputFile, input_file, read_head
+from loaders.parsing.inputs import InputFile, NotRegularFile, input_file, read_head
 from loaders.registry import detect_head
 from loaders.schema import CORE_NAMES
 from loaders.store.layout import FileStatus, StagedRow
@@ -34,8 +34,8 @@ from loaders.store.store import Commit, Store, new_ingest_id, sha256_file, tool_
 DEFER_HASH_BYTES = 4 << 20  # smaller files are hashed before parsing: cheap, no thread
 RELEASE_MEMORY_BYTES = 16 << 20  # after smaller files, a full gc (~25 ms) is not worth it
 
-OutcomeStatus = FileStatus | Literal["failed", "skipped", "refused"]
-"""What became of an input file (see :class:`FileOutcome`); the first two are also the
+OutcomeStatus = FileStatus | Literal["skipped", "refused"]
+"""What became of an input file (see :class:`FileOutcome`); the first three are also the
 manifest's statuses (:data:`loaders.store.layout.FileStatus`)."""
 
 
@@ -43,10 +43,12 @@ manifest's statuses (:data:`loaders.store.layout.FileStatus`)."""
 class FileOutcome:
     """One line of the ingest summary.
 
-    ``status`` is ``ingested``, ``stopped`` (loaded up to a run of bad records),
-    ``failed`` (nothing stored: wrong format or unreadable), ``skipped`` (already in the
-    store, or no loader recognises it) or ``refused`` (an unsafe archive member).
-    For ``ingested``/``stopped``: ``read == loaded + rejected + duplicate``.
+    ``status`` is ``ingested``, ``stopped`` (loaded up to a damaged stream or a loader
+    error), ``failed`` (no record loaded: wrong format, unreadable, damaged archive; what
+    could be kept — its rejects, its manifest row — is), ``skipped`` (already in the store,
+    or no loader recognises it: ``unrecognised`` says whether it looks like text logs) or
+    ``refused`` (an unsafe archive member). For every status
+    ``read == loaded + rejected + duplicate``: the counts are what the store holds.
     """
 
     path: str
@@ -152,36 +154,49 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
                   damaged_lines=job.damaged_lines)
     started = datetime.now(UTC)
     outcome = FileOutcome(job.file.display, "ingested", loader.name, size=job.file.size)
+    unstored = None  # why nothing of the file can be stored
     try:
         used = CORE_NAMES | {c.name for c in loader.extra_columns}
         ev, rj = write_staged(iter(run), job.staging, f"{job.seq:06d}", used)
     except Exception as exc:
-        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+        unstored = f"{type(exc).__name__}: {exc}"
         ev, rj = {}, None
     if job.file.size >= RELEASE_MEMORY_BYTES:
         _release_memory()
     try:
         digest = job.sha256 if isinstance(job.sha256, str) else job.sha256.result()
     except OSError as exc:
-        run.status, run.error, digest = "failed", f"cannot read: {exc}", ""
+        unstored, digest = f"cannot read: {exc}", ""
     c = run.counts
+    if unstored is not None:  # the counts say what is stored: nothing
+        outcome.status = "failed"
+        outcome.message = (f"{unstored}; nothing of the file was stored ({c.read:,} records "
+                           "had been read)")
+        return _Staged(job, None, outcome) if not digest else _Staged(
+            job, Commit(_row(job, loader.name, "failed", outcome.message, run, digest,
+                             started, counted=False), {}, None), outcome)
     outcome.read, outcome.rejected, outcome.duplicate = c.read, c.rejected, c.duplicate
-    if run.status == "failed":
-        outcome.status, outcome.message = "failed", run.error or ""
-        return _Staged(job, None, outcome)
-    status: FileStatus = "stopped" if run.status == "stopped" else "ingested"
+    status: FileStatus = run.status if run.status != "ok" else "ingested"
     outcome.status = status
     outcome.message = "; ".join(filter(None, [run.error, *run.warnings]))
-    row: StagedRow = {
+    row = _row(job, loader.name, status, outcome.message, run, digest, started)
+    return _Staged(job, Commit(row, ev, rj), outcome)
+
+
+def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
+         digest: str, started: datetime, counted: bool = True) -> StagedRow:
+    """The manifest row of a parsed file: a failed one keeps its rejects and its reason."""
+    c = run.counts if counted else FileCounts()
+    return {
         "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
-        "size": job.file.size, "sha256": digest, "loader": loader.name,
-        "status": status, "message": outcome.message or None,
+        "size": job.file.size, "sha256": digest, "loader": loader,
+        "status": status, "message": message or None,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
-        "records_duplicate": c.duplicate, "first_timestamp": run.first_ts,
-        "last_timestamp": run.last_ts, "tool_version": tool_version(),
+        "records_duplicate": c.duplicate,
+        "first_timestamp": run.first_ts if counted else None,
+        "last_timestamp": run.last_ts if counted else None, "tool_version": tool_version(),
         "started_at": started,
     }
-    return _Staged(job, Commit(row, ev, rj), outcome)
 
 
 def _worker_init() -> None:
@@ -314,9 +329,18 @@ class _Hashes:
 
     def __init__(self, store: Store, defer: bool) -> None:
         m = store.read_manifest()
-        self.known = {sha: f"{n:,} records, as {path}" for sha, n, path in zip(
-            m.column("sha256").to_pylist(), m.column("records_read").to_pylist(),
-            m.column("path").to_pylist(), strict=True)}
+        self.known: dict[str, str] = {}
+        # files that failed before, by hash: the loaders that failed them, and why; tried
+        # again only with another loader (--format)
+        self.failed: dict[str, dict[str, str]] = {}
+        for sha, n, path, status, loader, message in zip(
+                *(m.column(c).to_pylist() for c in (
+                    "sha256", "records_read", "path", "status", "loader", "message")),
+                strict=True):
+            if status == "failed":
+                self.failed.setdefault(sha, {})[loader] = f"as {path}: {message}"
+            else:
+                self.known[sha] = f"{n:,} records, as {path}"
         self.known_sizes = set(m.column("size").to_pylist())
         self.by_size: dict[int, list[tuple[str | Future[str], str]]] = {}
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="auditlens-hash") if defer else None
@@ -367,6 +391,11 @@ def _precheck(file: InputFile, format: str | None, hashes: _Hashes
     except loaders.AmbiguousFormat as exc:
         return FileOutcome(file.display, "skipped", size=file.size, message=str(exc),
                            unrecognised="ambiguous")
+    before = hashes.failed.get(digest if isinstance(digest, str) else "", {})
+    if found.loader.name in before:
+        return FileOutcome(file.display, "skipped", size=file.size, message=(
+            f"already tried: failed with {found.loader.name} {before[found.loader.name]}; "
+            "--format NAME tries another loader"))
     return found.loader.name, found.head, found.damaged_lines, digest
 
 
@@ -378,6 +407,9 @@ def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], 
         try:
             file = input_file(path)
             kind = archive_kind(read_head(path, 1024, scrub=False))
+        except NotRegularFile as exc:
+            skip(FileOutcome(str(path), "refused", message=str(exc)))
+            continue
         except OSError as exc:
             skip(FileOutcome(str(path), "failed", message=f"cannot read: {exc}"))
             continue

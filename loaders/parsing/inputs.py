@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import stat
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,10 +37,29 @@ class InputFile:
     mtime: float
 
 
+class NotRegularFile(OSError):
+    """An input that is not a regular file (a FIFO, a device, a socket, or a link to one):
+    reading it could block forever or never end, so it is refused before it is opened."""
+
+
 def input_file(path: str | os.PathLike[str], display: str | None = None) -> InputFile:
-    """Describe a file on disk as an :class:`InputFile`."""
+    """Describe a file on disk as an :class:`InputFile`.
+
+    Raises:
+        NotRegularFile: the path (or what its link points to) is not a regular file.
+        OSError: it cannot be examined.
+    """
     p = Path(path)
     st = p.stat()
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a character device" if stat.S_ISCHR(st.st_mode) else
+                "a block device" if stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else
+                "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        via = " (through a symbolic link)" if p.is_symlink() else ""
+        raise NotRegularFile(f"refused: {kind}{via}, not a regular file; reading it could "
+                             "block or never end")
     return InputFile(p, display if display is not None else str(p), st.st_size, st.st_mtime)
 
 

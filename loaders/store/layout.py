@@ -54,10 +54,12 @@ def conform_manifest(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=MANIFEST_SCHEMA)
 
 
-FileStatus = Literal["ingested", "stopped"]
-"""The manifest's ``status`` of a committed file: ``ingested`` (read to its end) or
-``stopped`` (loaded up to a run of bad records or a damaged stream; ``message`` says where).
-A file that failed, was skipped or refused has no manifest row."""
+FileStatus = Literal["ingested", "stopped", "failed"]
+"""The manifest's ``status`` of a committed file: ``ingested`` (read to its end),
+``stopped`` (read up to a damaged stream or a loader error; ``message`` says where; what was
+read is kept) or ``failed`` (none of its records loaded: not this format, unreadable; its
+rejects are kept and ``message`` says why). A file skipped (already stored, unrecognised) or
+refused (an unsafe archive member) has no manifest row."""
 
 
 class StagedRow(TypedDict):
