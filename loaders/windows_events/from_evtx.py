@@ -191,6 +191,7 @@ def _parse_run(target: Any, run: list[Chunk], pos: list[int], parse: bool,
                 what = (f"records {c.first}–{c.last}" if c.count > 1 else f"record {c.first}")
                 reason = (f"{where([c])}: {missing:,} of {what} not returned by the evtx "
                           f"parser{after}")
+                warnings.append(f"{reason} ({missing:,} rejects)")
                 for _ in range(missing):
                     pos[0] += 1
                     yield EvtxRecord(pos[0], error=reason, attested=True)
