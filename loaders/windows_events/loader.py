@@ -2,8 +2,11 @@
 
 Reads (detected from the first bytes):
 
-- ``.evtx`` files (``ElfFile`` magic) through the ``evtx`` package; one record = one EVTX
-  record, ``source_line`` = its index in the file, ``raw`` = its JSON rendering. Batches of
+- ``.evtx`` files (``ElfFile`` magic, or ``ElfChnk`` at 0x1000 when the file header is
+  damaged) through the ``evtx`` package; one record = one EVTX record, ``source_line`` = its
+  index in the file (lost records of damaged chunks count, so positions stay those of the
+  undamaged file), ``raw`` = its JSON rendering; damaged, cut or overwritten chunks are
+  handled by :mod:`loaders.windows_events.from_evtx` (a reject per lost record). Batches of
   records are mapped column-wise by :mod:`loaders.windows_events.fast` where that gives the
   same values; the other records take the per-record path below;
 - JSON / NDJSON as agents ship it (see :mod:`loaders.windows_events.from_json`): flat fields
@@ -90,7 +93,9 @@ class WindowsEventsLoader(JsonLoader):
              "Sysmon for Linux syslog")
     prefix = WINDOWS_EVENTS.prefix
     extra_columns = WINDOWS_EVENTS.columns
-    record = "EVTX record, JSON value, <Event> element, or syslog line with event XML"
+    record = ("EVTX record (in a damaged EVTX file, each record of a chunk that cannot be "
+              "read is one reject), JSON value, <Event> element, or syslog line with event "
+              "XML")
 
     def sniff(self, head: bytes, name: str) -> bool:
         if is_evtx(head):
