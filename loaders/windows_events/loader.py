@@ -2,8 +2,11 @@
 
 Reads (detected from the first bytes):
 
-- ``.evtx`` files (``ElfFile`` magic) through the ``evtx`` package; one record = one EVTX
-  record, ``source_line`` = its index in the file, ``raw`` = its JSON rendering. Batches of
+- ``.evtx`` files (``ElfFile`` magic, or ``ElfChnk`` at 0x1000 when the file header is
+  damaged) through the ``evtx`` package; one record = one EVTX record, ``source_line`` = its
+  index in the file (lost records of damaged chunks count, so positions stay those of the
+  undamaged file), ``raw`` = its JSON rendering; damaged, cut or overwritten chunks are
+  handled by :mod:`loaders.windows_events.from_evtx` (a reject per lost record). Batches of
   records are mapped column-wise by :mod:`loaders.windows_events.fast` where that gives the
   same values; the other records take the per-record path below;
 - JSON / NDJSON as agents ship it (see :mod:`loaders.windows_events.from_json`): flat fields
@@ -37,7 +40,7 @@ from loaders.parsing.jsonreader import JsonRecord
 from loaders.parsing.timeutil import TimeError
 from loaders.schema.extras import WINDOWS_EVENTS
 from loaders.windows_events.fast import map_batch
-from loaders.windows_events.from_evtx import EVTX_MAGIC, EvtxRecord, decode, iter_evtx
+from loaders.windows_events.from_evtx import EvtxRecord, decode, is_evtx, iter_evtx
 from loaders.windows_events.from_json import from_evtx_json, from_json_value
 from loaders.windows_events.from_xml import XmlSplitter, parse_event_xml, syslog_event_xml
 from loaders.windows_events.map import to_fields
@@ -47,6 +50,7 @@ _SNIFF_CHARS = 16 * 1024
 _COPY_CHUNK = 1024 * 1024
 _BATCH_CHARS = 8_000_000  # record text per vectorized batch (~5,000 Sysmon records)
 _EOF, _STOP = "end of file", "run stopped"  # how a batch of EVTX records can end
+_GZIP_MAGIC = b"\x1f\x8b"
 _XML_EVENT = re.compile(r"<Event[\s>]")
 _JSON_ID = re.compile(r'"(?:EventID|EventId|eventid)"\s*:')
 _JSON_HOST_OR_CHANNEL = re.compile(
@@ -58,7 +62,12 @@ def _evtx_collect(records: Iterator[EvtxRecord], src: Source
     """The next batch of records and what ended it: None (the batch is full), the reject
     of a damaged record, :data:`_EOF` or :data:`_STOP` (the run stopped). A batch is
     bounded in records and in text (PowerShell script blocks run to 32 KB a record), so
-    memory stays flat whatever the file size."""
+    memory stays flat whatever the file size.
+
+    A record lost in a damaged chunk (``attested``: the chunk headers say it was there)
+    counts in ``src.accepted`` as it is rejected: the reject limits, meant to spot input
+    of another format and runs of garbage, must not fail or stop the file because of it.
+    """
     batch: list[EvtxRecord] = []
     chars = 0
     size = src.options.batch_size
@@ -66,6 +75,8 @@ def _evtx_collect(records: Iterator[EvtxRecord], src: Source
         if src.stopped:
             return batch, _STOP
         if rec.error is not None:
+            if rec.attested:
+                src.accepted += 1
             return batch, Reject(rec.index, rec.error, rec.text)
         batch.append(rec)
         chars += len(rec.text)
@@ -82,10 +93,12 @@ class WindowsEventsLoader(JsonLoader):
              "Sysmon for Linux syslog")
     prefix = WINDOWS_EVENTS.prefix
     extra_columns = WINDOWS_EVENTS.columns
-    record = "EVTX record, JSON value, <Event> element, or syslog line with event XML"
+    record = ("EVTX record (in a damaged EVTX file, each record of a chunk that cannot be "
+              "read is one reject), JSON value, <Event> element, or syslog line with event "
+              "XML")
 
     def sniff(self, head: bytes, name: str) -> bool:
-        if head.startswith(EVTX_MAGIC):
+        if is_evtx(head):
             return True
         text = text_head(head[:_SNIFF_CHARS])
         if _XML_EVENT.search(text):
@@ -102,7 +115,7 @@ class WindowsEventsLoader(JsonLoader):
         return bool(_JSON_ID.search(text) and _JSON_HOST_OR_CHANNEL.search(text))
 
     def parse(self, src: Source) -> Iterator[Item]:
-        if src.head.startswith(EVTX_MAGIC):
+        if is_evtx(src.head):
             yield from self._parse_evtx(src)
             return
         text = text_head(src.head).lstrip()
@@ -156,7 +169,7 @@ class WindowsEventsLoader(JsonLoader):
 
     def _parse_evtx(self, src: Source) -> Iterator[Item]:
         with open(src.file.path, "rb") as fh:
-            plain = fh.read(len(EVTX_MAGIC)) == EVTX_MAGIC
+            plain = fh.read(len(_GZIP_MAGIC)) != _GZIP_MAGIC
         if plain:
             yield from self._evtx_records(str(src.file.path), src)
             return
