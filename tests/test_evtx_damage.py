@@ -189,7 +189,10 @@ def test_cut_inside_the_file_header_fails_the_file(tmp_path: Path) -> None:
     assert (outcome.status, outcome.read, outcome.loaded, outcome.rejected) == ("failed", 0, 0, 0)
     assert outcome.message == ("EVTX file without any chunk, no record could be read: the "
                                "file header is cut (2,000 of 4,096 bytes)")
-    assert (len(manifest), len(events), len(rejects)) == (0, 0, 0)  # nothing stored
+    # nothing loaded; the file's manifest row says why
+    assert (len(manifest), len(events), len(rejects)) == (1, 0, 0)
+    assert (manifest["status"].iloc[0], manifest["message"].iloc[0]) == (
+        "failed", outcome.message)
     header_only = ingest_damaged(tmp_path / "h", DATA[:0x1000])[0]
     assert header_only.status == "failed"
     assert header_only.message == ("EVTX file without any chunk, no record could be read: "
@@ -222,15 +225,24 @@ def test_damaged_file_header_still_finds_the_chunks(damage: str, tmp_path: Path)
                          [(SYSMON, 41, 30_000, 64_232), (PSEXEC, 15, 10_000, 15_880)])
 def test_cut_inside_the_first_chunk_fails_the_file(path: Path, records: int, cut: int,
                                                    end: int, tmp_path: Path) -> None:
-    """No intact chunk: nothing can be read, the file fails and says where and why."""
+    """No intact chunk: nothing can be read, the file fails and says where and why; the
+    records the chunk header says it held are counted as rejects, kept with the file's
+    manifest row."""
     data = path.read_bytes()[: 0x1000 + cut]
     outcome, manifest, events, rejects = ingest_damaged(tmp_path, data)
-    assert (outcome.status, outcome.read, outcome.loaded) == ("failed", 0, 0)
+    assert (outcome.status, outcome.read, outcome.loaded, outcome.rejected) == (
+        "failed", records, 0, records)
     assert outcome.message == (
         "EVTX file without an intact chunk, no record could be read: EVTX chunk 0 at offset "
         f"0x1000: records 1–{records} unreadable: the file ends {cut:,} bytes into the "
         f"chunk, before the end of its records at {end:,}")
-    assert (len(manifest), len(events), len(rejects)) == (0, 0, 0)
+    assert (len(manifest), len(events), len(rejects)) == (1, 0, records)
+    assert list(manifest["status"]) == ["failed"]
+    assert list(manifest["records_rejected"]) == [records]
+    assert list(rejects["source_line"]) == list(range(1, records + 1))
+    assert set(rejects["reason"]) == {
+        f"EVTX chunk 0 at offset 0x1000: records 1–{records} unreadable: the file ends "
+        f"{cut:,} bytes into the chunk, before the end of its records at {end:,}"}
 
 
 def test_garbage_chunk_in_the_middle(tmp_path: Path) -> None:

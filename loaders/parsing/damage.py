@@ -51,10 +51,11 @@ class NulRun:
 
 
 def scrubbable(head: bytes) -> bool:
-    """Whether a file with this (decompressed) head is text that may be scrubbed: not EVTX,
-    not UTF-16 (whose NULs are half its bytes)."""
-    if head.startswith(EVTX_MAGIC):
-        return False
+    """Whether a file with this (decompressed) head is text that may be scrubbed: not EVTX
+    (even one whose file header is wiped: a chunk at 4 KiB), not UTF-16 (whose NULs are
+    half its bytes)."""
+    if head.startswith(EVTX_MAGIC) or head[0x1000:0x1008] == b"ElfChnk\x00":
+        return False  # EVTX, also with a damaged file header
     from loaders.parsing.inputs import detect_encoding
 
     return detect_encoding(head) == "utf-8"

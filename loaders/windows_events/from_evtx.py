@@ -96,7 +96,8 @@ def iter_evtx(target: Any, warnings: list[str], parse: bool = True) -> Iterator[
             (the vectorized path parses many records at once).
 
     Raises:
-        FormatError: the file holds no intact chunk, so no record can be read.
+        FormatError: the file holds no intact chunk, so no record can be read (after the
+            records its chunk headers say were lost, as rejects).
     """
     with ExitStack() as stack:
         if isinstance(target, str | os.PathLike):
@@ -106,10 +107,14 @@ def iter_evtx(target: Any, warnings: list[str], parse: bool = True) -> Iterator[
         layout = scan(fh)
         parts, slack = plan(layout)
         losses = [p for p in parts if isinstance(p, Loss)]
-        if not layout.intact:
+        pos = [0]  # the index of the last record (read or lost), shared with the parts
+        if not layout.intact:  # the lost records are counted, then the file fails
+            for loss in losses:
+                for _ in range(1 if loss.count is None else loss.count):
+                    pos[0] += 1
+                    yield EvtxRecord(pos[0], error=loss.reason, attested=True)
             raise FormatError(_nothing_readable(layout, losses))
         _warn(layout, losses, warnings)
-        pos = [0]  # the index of the last record (read or lost), shared with the parts
         first = parts[0]
         if isinstance(first, list) and _whole(layout, first, len(parts), slack):
             fh.seek(0)  # the common case: the file goes to the parser as it is
