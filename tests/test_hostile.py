@@ -74,6 +74,14 @@ VARIANTS: dict[str, Variant] = {
     "duplicate-keys": _dup_keys,
     "xml-bomb": lambda d: BILLION_LAUGHS,
     "repeated-file": lambda d: d + (b"" if _is_binary(d) else b"\n" + d),
+    # damaged heads and middles (tests/test_damage.py asserts what loads, exactly)
+    "leading-nul": lambda d: b"\x00" + d,
+    "leading-nul-run": lambda d: b"\x00" * 65536 + d,
+    "leading-garbage-line": lambda d: b"\x8f\x03 garbage\n" + d,
+    "mid-file-bom": lambda d: d[: d.find(b"\n", len(d) // 2) + 1] + b"\xef\xbb\xbf"
+    + d[d.find(b"\n", len(d) // 2) + 1:],
+    "mid-file-random-block": lambda d: d[: d.find(b"\n", len(d) // 2) + 1]
+    + random.Random(5).randbytes(300_000) + b"\n" + d[d.find(b"\n", len(d) // 2) + 1:],
 }
 
 
