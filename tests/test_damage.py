@@ -299,3 +299,20 @@ def test_a_loader_error_midway_keeps_what_was_read(tmp_path: Path) -> None:
         assert "linux_auth loader error after" in (run.error or "")
         assert sum(t.num_rows for t in tables) == loaded == run.counts.loaded
         assert run.counts.read == run.counts.loaded + run.counts.rejected
+
+
+@pytest.mark.parametrize("head", [b"\xef\xbb\xbf\xef\xbb\xbf", b"\x00"])
+@pytest.mark.parametrize("format", [None, "windows_events"])
+def test_windows_json_lines_with_two_boms_or_a_nul_at_the_head(
+        head: bytes, format: str | None, tmp_path: Path) -> None:
+    """Both used to be "ingested" with 0 records read: the head did not start with ``{``, so
+    the loader read the file as syslog and skipped every line."""
+    fixture = fixture_of("windows_events")  # the smallest real one: JSON Lines
+    assert fixture.read_bytes().lstrip()[:1] == b"{"
+    original = loaders.load(fixture, format="windows_events")
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(head + fixture.read_bytes())
+    got = loaders.load(path, format=format)
+    assert got.source == "windows_events"
+    assert got.counts.loaded == original.counts.loaded > 0
+    assert got.counts.rejected == original.counts.rejected + head.count(b"\x00")
