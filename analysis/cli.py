@@ -175,6 +175,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     store = Store(args.store)
     if not store.exists():
+        if store.root.is_dir() and any(store.root.iterdir()):  # ingested into, nothing kept
+            print(f"store: {safe(args.store)}\nno input file is stored: every file given to "
+                  "`auditlens ingest` so far was skipped (unrecognised, or a repeat) or "
+                  "refused; its summary said why")
+            return 0
         print(f"auditlens: no store at {safe(args.store)}; create one with "
               "`auditlens ingest PATH --store DIR`", file=sys.stderr)
         return 1

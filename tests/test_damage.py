@@ -316,3 +316,16 @@ def test_windows_json_lines_with_two_boms_or_a_nul_at_the_head(
     assert got.source == "windows_events"
     assert got.counts.loaded == original.counts.loaded > 0
     assert got.counts.rejected == original.counts.rejected + head.count(b"\x00")
+
+
+def test_info_on_a_store_where_nothing_was_kept(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\nmilk\n")
+    store = str(tmp_path / "store")
+    assert _cli("ingest", str(notes), "--store", store).returncode == 0
+    info = _cli("info", "--store", store)
+    assert info.returncode == 0, info.stderr
+    assert "no input file is stored: every file given to `auditlens ingest` so far was " \
+        "skipped" in info.stdout
+    missing = _cli("info", "--store", str(tmp_path / "nothing-here"))
+    assert missing.returncode == 1 and "no store at" in missing.stderr
