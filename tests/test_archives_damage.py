@@ -575,3 +575,18 @@ def _iter(path: Path, kind: str, tmp: Path) -> Iterator[object]:
 
     yield from archives.iter_archive(input_file(path), kind, tmp)
 
+
+
+def test_members_of_several_archives_in_parallel_keep_their_content(tmp_path: Path) -> None:
+    """With ``jobs=2`` members wait on disk for a worker while the next ones are extracted:
+    each needs a name of its own across archives and nesting levels."""
+    _zip(tmp_path / "1.zip", [("a.log", A.read_bytes())])
+    _zip(tmp_path / "2.zip", [("b.log", B.read_bytes())])
+    inner = tmp_path / "inner.zip"
+    _zip(inner, [("d.log", D.read_bytes())])
+    _zip(tmp_path / "3.zip", [("c.log", C.read_bytes()), ("inner.zip", inner.read_bytes())])
+    inner.unlink()
+    report = ingest(Store(tmp_path / "store"), [tmp_path], jobs=2)
+    assert _outcomes(report, tmp_path) == [
+        ("1.zip!a.log", "ingested", 9, 9, ""), ("2.zip!b.log", "ingested", 32, 31, ""),
+        ("3.zip!c.log", "ingested", 7, 7, ""), ("3.zip!inner.zip!d.log", "ingested", 5, 5, "")]

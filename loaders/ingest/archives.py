@@ -21,6 +21,7 @@ broke, after the members read before the damage were handed over.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import stat
 import tarfile
@@ -39,6 +40,7 @@ __all__ = ["ArchiveError", "ArchiveLimits", "Refused", "archive_kind", "iter_arc
 
 _CHUNK = 1024 * 1024  # decompressed bytes per block written
 _DEFAULT_LIMITS = ArchiveLimits()
+_SEQ = itertools.count(1)  # members' file names, unique in the process
 _IN_CHUNK = 64 * 1024  # compressed bytes fed to zlib at once: keeps the consumed count exact
 
 
@@ -153,7 +155,8 @@ def iter_archive(
     opened up to ``limits.max_depth`` and share the top-level input's budget. Never raises
     for bad data: a damaged archive or member is yielded as a ``failed`` :class:`Refused`.
     """
-    budget = budget or _Budget(limits.max_total_bytes)
+    if budget is None:
+        budget = _Budget(limits.max_total_bytes)
     archive: _Zip | _Tar = _Zip(file) if kind == "zip" else _Tar(file, budget)
     label = archive.label
 
@@ -167,7 +170,6 @@ def iter_archive(
         archive.close()
         yield damaged("", str(exc))
         return
-    seq = 0
     last: str | None = None
     try:
         for m in archive.members():
@@ -185,8 +187,9 @@ def iter_archive(
             if m.size > budget.left:
                 yield Refused(display, budget.refusal())
                 continue
-            seq += 1
-            target = tmpdir / f"member-{depth}-{seq:06d}"
+            # a name no other member of the run has: members wait for a worker on disk
+            # (renamed by the caller) while the next ones, of any archive, are extracted
+            target = tmpdir / f"member-{depth}-{next(_SEQ):08d}"
             try:
                 size = _copy_capped(m.open(), target, limits, budget)
             except ArchiveError as exc:
