@@ -42,8 +42,9 @@ class FileOutcome:
     """One line of the ingest summary.
 
     ``status`` is ``ingested``, ``stopped`` (loaded up to a run of bad records),
-    ``failed`` (nothing stored: wrong format or unreadable), ``skipped`` (already in the
-    store, or no loader recognises it) or ``refused`` (an unsafe archive member).
+    ``failed`` (nothing stored: wrong format, unreadable, a damaged archive or member),
+    ``skipped`` (already in the store, or no loader recognises it) or ``refused`` (an unsafe
+    archive member, or one over a cap).
     For ``ingested``/``stopped``: ``read == loaded + rejected + duplicate``.
     """
 
