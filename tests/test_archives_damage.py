@@ -590,3 +590,41 @@ def test_members_of_several_archives_in_parallel_keep_their_content(tmp_path: Pa
     assert _outcomes(report, tmp_path) == [
         ("1.zip!a.log", "ingested", 9, 9, ""), ("2.zip!b.log", "ingested", 32, 31, ""),
         ("3.zip!c.log", "ingested", 7, 7, ""), ("3.zip!inner.zip!d.log", "ingested", 5, 5, "")]
+
+
+def test_zip_data_descriptors_and_other_methods(tmp_path: Path) -> None:
+    """A zip written to a pipe (sizes after the data, flag bit 3), bzip2 and lzma members
+    (read through zipfile), and a bzip2 member whose data is damaged."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = io.BytesIO()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: Any) -> int:
+            return self.data.write(b)
+
+    pipe = Pipe()
+    with zipfile.ZipFile(pipe, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("a.log", "w") as fh:
+            fh.write(A.read_bytes())
+        zf.writestr("b.log", B.read_bytes(), zipfile.ZIP_BZIP2)
+        zf.writestr("c.log", C.read_bytes(), zipfile.ZIP_LZMA)
+        zf.writestr("d.log", D.read_bytes(), zipfile.ZIP_BZIP2)
+    path = tmp_path / "piped.zip"
+    data = bytearray(pipe.data.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        assert [i.flag_bits & 0x8 for i in zf.infolist()] == [8, 8, 8, 8]
+        d = zf.getinfo("d.log")
+    start = d.header_offset + 30 + len("d.log")
+    data[start + 20: start + 40] = bytes(20)
+    path.write_bytes(bytes(data))
+    report = ingest(Store(tmp_path / "store"), [path])
+    got = _outcomes(report, tmp_path)
+    assert got[:3] == [("piped.zip!a.log", "ingested", 9, 9, ""),
+                       ("piped.zip!b.log", "ingested", 32, 31, ""),
+                       ("piped.zip!c.log", "ingested", 7, 7, "")]
+    assert got[3][:4] == ("piped.zip!d.log", "failed", 0, 0)
+    assert got[3][4].startswith("damaged member: "), got[3][4]
