@@ -177,6 +177,32 @@ _MAY_BE_ZERO = frozenset({"auditd_offload_bytes", "dedupe_in_memory_rows"})
 
 
 @dataclass(frozen=True)
+class ArchiveLimits:
+    """Caps that keep a hostile archive from filling the disk (used by the ingest's archive
+    reader, :mod:`loaders.ingest.archives`; here so that :class:`LoadOptions` can carry
+    them). Every cap is checked on the bytes actually decompressed, before they are written,
+    whatever the archive's headers claim; a header claiming more only refuses a member early.
+
+    Attributes:
+        max_member_bytes: largest uncompressed member accepted.
+        max_total_bytes: largest number of bytes taken out of one input, the archives nested
+            in it included, each byte counted once: members written to the temp dir (a nested
+            archive and then its members), and in tar archives the data of refused members,
+            which must be decompressed to be skipped.
+        max_ratio: compression ratio (bytes written over compressed bytes actually consumed)
+            beyond which, past ``ratio_floor`` bytes, a member is a decompression bomb.
+        ratio_floor: members smaller than this are never ratio-checked.
+        max_depth: how deep archives nested in archives are opened.
+    """
+
+    max_member_bytes: int = 8 * 1024**3
+    max_total_bytes: int = 32 * 1024**3
+    max_ratio: int = 250
+    ratio_floor: int = 64 * 1024**2
+    max_depth: int = 3
+
+
+@dataclass(frozen=True)
 class LoadOptions:
     """Knobs a run passes to loaders.
 
@@ -196,6 +222,8 @@ class LoadOptions:
             ``if __name__ == "__main__":``, as any code that starts processes).
         tuning: block, chunk and window sizes of the reading machinery (:class:`Tuning`);
             the defaults suit every input, tests shrink them.
+        archive_limits: caps on what the ingest extracts from archives
+            (:class:`ArchiveLimits`); loaders do not use them.
     """
 
     year: int | None = None
@@ -205,6 +233,7 @@ class LoadOptions:
     max_consecutive_rejects: int | None = None
     helpers: int | None = 0
     tuning: Tuning = Tuning()
+    archive_limits: ArchiveLimits = ArchiveLimits()
 
 
 class Source:

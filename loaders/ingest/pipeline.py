@@ -21,7 +21,7 @@ from typing import Literal, TypedDict
 
 import loaders
 from loaders.base import LoadOptions
-from loaders.ingest.archives import ArchiveError, Refused, archive_kind, iter_archive
+from loaders.ingest.archives import ArchiveLimits, Refused, iter_archive, sniff_kind
 from loaders.ingest.runner import FileCounts, FileRun
 from loaders.parsing.damage import looks_like_text
 from loaders.parsing.inputs import InputFile, NotRegularFile, input_file, read_head
@@ -44,11 +44,12 @@ class FileOutcome:
     """One line of the ingest summary.
 
     ``status`` is ``ingested``, ``stopped`` (loaded up to a damaged stream or a loader
-    error), ``failed`` (no record loaded: wrong format, unreadable, damaged archive; what
-    could be kept — its rejects, its manifest row — is), ``skipped`` (already in the store,
-    or no loader recognises it: ``unrecognised`` says whether it looks like text logs) or
-    ``refused`` (an unsafe archive member). For every status
-    ``read == loaded + rejected + duplicate``: the counts are what the store holds.
+    error), ``failed`` (no record loaded: wrong format, unreadable, a damaged archive or
+    member; what could be kept — its rejects, its manifest row — is), ``skipped`` (already
+    in the store, or no loader recognises it: ``unrecognised`` says whether it looks like
+    text logs) or ``refused`` (an unsafe archive member, one over a cap, a FIFO or device).
+    For every status ``read == loaded + rejected + duplicate``: the counts are what the
+    store holds.
     """
 
     path: str
@@ -292,7 +293,7 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
 
     try:
         seq = 0
-        for item in _expand(discover(paths), staging, skip):
+        for item in _expand(discover(paths), staging, skip, options.archive_limits):
             seq += 1
             file, owned = item
             outcome = _precheck(file, format, hashes)
@@ -399,14 +400,17 @@ def _precheck(file: InputFile, format: str | None, hashes: _Hashes
     return found.loader.name, found.head, found.damaged_lines, digest
 
 
-def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], None]
-            ) -> Iterator[tuple[InputFile, bool]]:
-    """Input files; archive members are copied into ``staging`` and owned by the caller."""
+def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], None],
+            limits: ArchiveLimits) -> Iterator[tuple[InputFile, bool]]:
+    """Input files; archive members are copied into ``staging`` and owned by the caller.
+    A refused member, a damaged member or archive (``failed``, reading stops there, the
+    members before it are kept) goes to ``skip``; one budget per input, nested archives
+    included (:class:`ArchiveLimits`)."""
     members = staging / "members"
     for path in files:
         try:
             file = input_file(path)
-            kind = archive_kind(read_head(path, 1024, scrub=False))
+            kind = sniff_kind(path)
         except NotRegularFile as exc:
             skip(FileOutcome(str(path), "refused", message=str(exc)))
             continue
@@ -417,13 +421,11 @@ def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], 
             yield file, False
             continue
         members.mkdir(parents=True, exist_ok=True)
-        try:
-            for member in iter_archive(file, kind, members):
-                if isinstance(member, Refused):
-                    skip(FileOutcome(member.display, "refused", message=member.reason))
-                    continue
-                owned = member.path.with_name(member.path.name + ".owned")
-                os.replace(member.path, owned)
-                yield InputFile(owned, member.display, member.size, member.mtime), True
-        except ArchiveError as exc:
-            skip(FileOutcome(file.display, "failed", message=str(exc), size=file.size))
+        for member in iter_archive(file, kind, members, limits):
+            if isinstance(member, Refused):
+                skip(FileOutcome(member.display, member.status, message=member.reason,
+                                 size=member.size))
+                continue
+            owned = member.path.with_name(member.path.name + ".owned")
+            os.replace(member.path, owned)
+            yield InputFile(owned, member.display, member.size, member.mtime), True
