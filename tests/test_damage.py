@@ -329,3 +329,20 @@ def test_info_on_a_store_where_nothing_was_kept(tmp_path: Path) -> None:
         "skipped" in info.stdout
     missing = _cli("info", "--store", str(tmp_path / "nothing-here"))
     assert missing.returncode == 1 and "no store at" in missing.stderr
+
+
+def test_a_gzip_log_with_a_bad_checksum_keeps_every_decoded_line(tmp_path: Path) -> None:
+    """zlib reports a wrong CRC only after decoding the last block: the reader used to lose
+    what that read decoded — all of a small file (and detection saw an empty head)."""
+    import gzip
+
+    text = b"".join(b"Dec  7 10:%02d:%02d web1 sshd[7]: Failed password for root from "
+                    b"203.0.113.9 port 22 ssh2\n" % divmod(i, 60) for i in range(300))
+    data = bytearray(gzip.compress(text))
+    data[-8] ^= 0xFF  # the CRC-32 in the trailer
+    path = tmp_path / "auth.log.gz"
+    path.write_bytes(bytes(data))
+    got = loaders.load(path, options=LoadOptions(year=2026))
+    assert got.source == "linux_auth"
+    assert (got.status, got.counts.loaded, got.counts.rejected) == ("stopped", 300, 0)
+    assert "incorrect data check" in (got.error or "")

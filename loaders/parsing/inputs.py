@@ -126,9 +126,16 @@ class _Gunzip(io.RawIOBase):
                 return self._fail("is truncated") if self._in_member else 0
             if not self._in_member and not data.strip(b"\0"):
                 continue  # padding between or after members
+            saved = self._d.copy()
             try:
                 out = self._d.decompress(data, len(b))
             except zlib.error as exc:
+                out = self._before_damage(saved, data, len(b))
+                if out:  # what the damaged read decoded before the damage: kept
+                    b[: len(out)] = out
+                    self._total += len(out)
+                    self._fail(f"is damaged ({exc})")
+                    return len(out)
                 return self._fail(f"is damaged ({exc})")
             self._in_member = True
             if self._d.eof:
@@ -139,6 +146,28 @@ class _Gunzip(io.RawIOBase):
                 self._total += len(out)
                 return len(out)
         return 0
+
+    @staticmethod
+    def _before_damage(d: Any, data: bytes, limit: int) -> bytes:
+        """Decode ``data`` again from the state before the failed call, a few bytes at a
+        time, keeping everything decoded before the byte where zlib finds the damage."""
+        out: list[bytes] = []
+        size = 0
+        step = 64
+        i = 0
+        while i < len(data) and size < limit and not d.eof:
+            saved = d.copy()
+            try:
+                piece = d.decompress(data[i:i + step], limit - size)
+            except zlib.error:
+                if step == 1:
+                    break
+                d, step = saved, 1  # the damage is in these bytes: one at a time
+                continue
+            out.append(piece)
+            size += len(piece)
+            i += step
+        return b"".join(out)
 
     def close(self) -> None:
         self._raw.close()
