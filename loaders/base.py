@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -402,6 +403,31 @@ def make_uid(source: str, native_id: str | None, raw: str) -> str:
     """
     key = f"{source}\x1fid\x1f{native_id}" if native_id else f"{source}\x1fraw\x1f{raw}"
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+PLACEHOLDER_ID = (r"[ \t\r\n0._:{}-]*|-1|[nN][uU][lL][lL]|[nN][oO][nN][eE]|[nN][iI][lL]"
+                  r"|[nN]/?[aA]|[uU][nN][dD][eE][fF][iI][nN][eE][dD]"
+                  r"|[uU][nN][kK][nN][oO][wW][nN]")
+"""What a native id that identifies nothing looks like: empty or blank, only zeros and
+separators (``0``, ``-``, ``00000000-0000-0000-0000-000000000000``, ``{0000…}``), ``-1``,
+``null`` / ``none`` / ``nil`` / ``n/a`` / ``undefined`` / ``unknown`` in any case. Written
+for both Python's ``re`` (:func:`is_placeholder_id`) and RE2 (Arrow's
+``match_substring_regex`` with ``^(?:…)$``, see :data:`PLACEHOLDER_ID_RE2`) with the same
+matches: ASCII only, no ``\\s``, no case folding."""
+PLACEHOLDER_ID_RE2 = f"^(?:{PLACEHOLDER_ID})$"
+_PLACEHOLDER = re.compile(PLACEHOLDER_ID)
+
+
+def is_placeholder_id(value: object) -> bool:
+    """Whether a source's id is missing or a placeholder (:data:`PLACEHOLDER_ID`): test
+    pipelines and buggy shippers write the same such id on every record, so a loader must
+    not derive the ``event_uid`` (or merge records) from it, but fall back to the raw text.
+
+    Example:
+        >>> [is_placeholder_id(v) for v in (None, "", "0", "-", "NULL", "a1b2", "10")]
+        [True, True, True, True, True, False, False]
+    """
+    return value is None or _PLACEHOLDER.fullmatch(str(value)) is not None
 
 
 @contextmanager

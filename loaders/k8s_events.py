@@ -19,7 +19,10 @@ Decisions:
 - native id ``metadata.uid:resourceVersion``: the API server updates a repeating event in
   place (higher ``count``, new ``resourceVersion``), so each update is its own record on the
   timeline, while the same version listed in two exports (or ADDED/DELETED of one version in
-  a watch) is stored once.
+  a watch) is stored once. Without a ``resourceVersion`` the native id is ``uid::count:time``
+  (the updates still differ); a missing or placeholder ``uid``
+  (:func:`~loaders.base.is_placeholder_id`) gives none: the ``event_uid`` comes from the raw
+  text.
 - watch ``BOOKMARK`` lines carry no event and are skipped; ``ERROR`` lines are rejected with
   the Status message.
 """
@@ -31,7 +34,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from loaders.base import Item, JsonLoader, Parsed, Reject
+from loaders.base import Item, JsonLoader, Parsed, Reject, is_placeholder_id
 from loaders.parsing.batch_items import batch_items
 from loaders.parsing.batch_items import dig as _dig
 from loaders.parsing.jsonreader import JsonRecord
@@ -172,7 +175,11 @@ class K8sEventsLoader(JsonLoader):
             "k8s_name": name,
         }
         uid, version = _text(meta.get("uid")), _text(meta.get("resourceVersion"))
-        native = f"{uid}:{version or ''}" if uid else None
+        native = None
+        if not is_placeholder_id(uid):
+            # without a resourceVersion (stripped by some exporters), the updates of one
+            # event differ by their count and latest observation
+            native = f"{uid}:{version}" if version else f"{uid}::{count}:{ts.isoformat()}"
         return Parsed(line, raw, fields, native_id=native, warnings=warnings or None)
 
 

@@ -13,7 +13,9 @@ Decisions:
 - outcome from ``status``: DONE -> success, ERROR -> failure, anything else (IN_PROGRESS,
   UNKNOWN, new values) -> unknown; the raw status is in ``mks_status``;
 - native id ``id:status:updated_at``: one task listed at two moments (IN_PROGRESS, then DONE)
-  is two records on the timeline, while the same state in overlapping exports is stored once.
+  is two records on the timeline, while the same state in overlapping exports is stored once;
+  a missing or placeholder ``id`` (:func:`~loaders.base.is_placeholder_id`) gives no native
+  id: the ``event_uid`` comes from the raw text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from loaders.base import Item, JsonLoader, Parsed, Reject
+from loaders.base import Item, JsonLoader, Parsed, Reject, is_placeholder_id
 from loaders.parsing.batch_items import batch_items
 from loaders.parsing.jsonreader import JsonRecord
 from loaders.parsing.timeutil import TimeError, parse_iso
@@ -135,7 +137,8 @@ class MksClusterLoader(JsonLoader):
             "mks_updated_at": updated,
             "mks_duration_seconds": duration,
         }
-        native = f"{task_id}:{status}:{task.get('updated_at')}" if task_id else None
+        native = (None if is_placeholder_id(task_id)
+                  else f"{task_id}:{status}:{task.get('updated_at')}")
         return Parsed(line, raw, fields, native_id=native, warnings=warnings or None)
 
 

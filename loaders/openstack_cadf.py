@@ -10,7 +10,9 @@ v2 wrapper ``{"oslo.version": "2.0", "oslo.message": "<envelope as a JSON string
 
 A counted record is one JSON value. keystonemiddleware emits two events per API call with
 the same ``id`` (request ``pending``, response with the outcome), so the native id is
-``id`` + ``eventTime`` + ``action`` + ``outcome``.
+``id`` + ``eventTime`` + ``action`` + ``outcome``; a missing or placeholder ``id`` (``0``,
+``-``, the zero UUID…, see :func:`~loaders.base.is_placeholder_id`) gives none, so the
+``event_uid`` comes from the raw text and events sharing such an id are not merged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from loaders.base import Item, JsonLoader, Parsed, Reject
+from loaders.base import Item, JsonLoader, Parsed, Reject, is_placeholder_id
 from loaders.parsing.cloud_fields import text_or_none
 from loaders.parsing.inputs import text_head
 from loaders.parsing.jsonreader import JsonRecord
@@ -202,8 +204,8 @@ class OpenStackCadfLoader(JsonLoader):
             "cadf_message_id": text_or_none(env.get("message_id")),
         }
         event_id = fields["cadf_event_id"]
-        native = (f"{event_id}|{ev.get('eventTime')}|{action}|{raw_outcome}"
-                  if event_id else None)
+        native = (None if is_placeholder_id(event_id)
+                  else f"{event_id}|{ev.get('eventTime')}|{action}|{raw_outcome}")
         return Parsed(rec.line, rec.text, fields, native_id=native, warnings=warnings or None)
 
 

@@ -34,7 +34,7 @@ def test_gzip_is_read_transparently(tmp_path: Path) -> None:
     gz = tmp_path / "audit.jsonl.gz"
     gz.write_bytes(gzip.compress(K8S_AUDIT.read_bytes()))
     result = loaders.load(gz)
-    assert (result.source, result.counts.read, result.counts.loaded) == ("k8s_audit", 52, 49)
+    assert (result.source, result.counts.read, result.counts.loaded) == ("k8s_audit", 52, 50)
 
 
 def test_zip_and_tar_members_are_ingested_with_archive_names(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_zip_and_tar_members_are_ingested_with_archive_names(tmp_path: Path) -> 
     got = [(f.path.replace(str(tmp_path), ""), f.status, f.loaded) for f in report.files]
     assert got == [("/case.zip!logs/a.jsonl", "ingested", 49),
                    ("/case.zip!README.txt", "skipped", 0),
-                   ("/case.tar.gz!k8s/audit.jsonl", "ingested", 49)]
+                   ("/case.tar.gz!k8s/audit.jsonl", "ingested", 50)]
     files = set(read_events(store.root, columns=["source_file"])["source_file"])
     assert files == {str(tmp_path / "case.zip") + "!logs/a.jsonl",
                      str(tmp_path / "case.tar.gz") + "!k8s/audit.jsonl"}
@@ -69,7 +69,7 @@ def test_hostile_archive_members_are_refused_and_nothing_escapes(tmp_path: Path)
     assert "absolute path" in by_name["/abs/escaped2.jsonl"].message
     assert "compression ratio" in by_name["bomb.bin"].message
     assert "symbolic link" in by_name["link.jsonl"].message
-    assert (by_name["fine.jsonl"].status, by_name["fine.jsonl"].loaded) == ("ingested", 49)
+    assert (by_name["fine.jsonl"].status, by_name["fine.jsonl"].loaded) == ("ingested", 50)
     assert not (tmp_path / "escaped.jsonl").exists() and not Path("/abs").exists()
     assert not (store.root / ".tmp").exists()
 
@@ -129,7 +129,7 @@ def test_damaged_and_multi_member_gzip(tmp_path: Path) -> None:
     whole = gzip.compress(src)
     multi = tmp_path / "multi.jsonl.gz"
     multi.write_bytes(gzip.compress(src[:40000]) + gzip.compress(src[40000:]) + b"\0" * 512)
-    assert loaders.load(multi).counts.loaded == 49
+    assert loaders.load(multi).counts.loaded == 50
     cut = tmp_path / "cut.jsonl.gz"
     cut.write_bytes(whole[: len(whole) // 2])
     result = loaders.load(cut)

@@ -40,8 +40,11 @@ def _ts(text: str) -> pd.Timestamp:
 def test_falco_counts_and_reject() -> None:
     result = loaders.load(FALCO)
     c = result.counts
-    assert (c.read, c.loaded, c.rejected, c.duplicate) == (52, 49, 1, 2)
+    # line 24 repeats the request of line 21; line 52 reuses the auditID of line 1 for
+    # another user's request: its own event
+    assert (c.read, c.loaded, c.rejected, c.duplicate) == (52, 50, 1, 1)
     assert result.rejects["source_line"].tolist() == [49]
+    assert result.events["source_line"].tolist().count(52) == 1
     assert "no auditID" in result.rejects["reason"].iloc[0]
 
 
@@ -80,8 +83,10 @@ def test_falco_clusterrolebinding_full_record() -> None:
                    "clusterrolebindings/some-reader-binding from 192.168.99.1: 201 (success)",
     }
     assert {k: row[k] for k in expected} == expected
-    assert row["event_uid"] == loaders.base.make_uid(
-        "k8s_audit", "c97244c7-4aec-4714-946a-8204d00ecdca", "")
+    assert row["event_uid"] == loaders.base.make_uid("k8s_audit", "\x1f".join((
+        "c97244c7-4aec-4714-946a-8204d00ecdca", "create",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "minikube-user", "",
+        "2018-10-26T14:26:34.238974Z")), "")
 
 
 def test_falco_privileged_pod_details() -> None:
@@ -104,7 +109,7 @@ def test_falco_exec_attach_kept_at_response_started() -> None:
     assert (row["category"], row["action"], row["k8s_stage"], row["k8s_response_code"],
             row["outcome"]) == ("session", "create pods/exec", "ResponseStarted", 101, "success")
     assert sorted(ev["category"].value_counts().items()) == [
-        ("access_management", 15), ("resource_change", 31), ("resource_read", 1),
+        ("access_management", 15), ("resource_change", 32), ("resource_read", 1),
         ("session", 2)]
 
 
@@ -194,7 +199,9 @@ def test_gke_entries_mapped_to_same_columns() -> None:
         "host": "gke-prod", "target": "payments/secrets/stripe-key",
         "k8s_namespace": "payments", "k8s_name": "stripe-key", "k8s_response_code": 200,
         "k8s_stage": None, "k8s_wrapper": "gke"}
-    assert secret["event_uid"] == loaders.base.make_uid("k8s_audit", "7a1c2e3f-0001", "")
+    # a GKE entry has no requestURI: its key is insertId, verb, user and time
+    assert secret["event_uid"] == loaders.base.make_uid("k8s_audit", "\x1f".join((
+        "7a1c2e3f-0001", "get", "", "eve@example.com", "", "2024-05-01T14:00:00.123456Z")), "")
     exec_row = _row(ev, k8s_subresource="exec")
     assert (exec_row["category"], exec_row["k8s_pod"]) == ("session", "api-7d9f")
     denied = _row(ev, k8s_resource="clusterrolebindings")

@@ -41,9 +41,9 @@ def test_ingest_writes_partitions_manifest_and_rejects(tmp_path: Path) -> None:
     report = ingest(store, [K8S_AUDIT])
     [f] = report.files
     assert (f.status, f.loader, f.read, f.loaded, f.rejected, f.duplicate) == (
-        "ingested", "k8s_audit", 52, 49, 1, 2)
+        "ingested", "k8s_audit", 52, 50, 1, 1)
     days = {p.parent.name: pq.ParquetFile(p).metadata.num_rows for p in store.part_files()}
-    assert days == {"date=2018-10-25": 7, "date=2018-10-26": 38, "date=2020-03-24": 1,
+    assert days == {"date=2018-10-25": 8, "date=2018-10-26": 38, "date=2020-03-24": 1,
                     "date=2020-04-21": 3}
     for part in store.part_files():
         assert pq.ParquetFile(part).schema_arrow == event_schema()
@@ -72,7 +72,7 @@ def test_same_directory_twice_stores_nothing_new(tmp_path: Path) -> None:
     (evidence / "notes.txt").write_text("case notes, not a log\n")
     store = Store(tmp_path / "store")
     first = ingest(store, [evidence])
-    assert [(f.status, f.loaded) for f in first.files] == [("ingested", 49), ("skipped", 0)]
+    assert [(f.status, f.loaded) for f in first.files] == [("ingested", 50), ("skipped", 0)]
     assert "no loader recognises this file" in first.files[1].message
     before = sorted(p.name for p in store.root.rglob("*.parquet"))
     again = ingest(store, [evidence])
@@ -144,8 +144,8 @@ def test_readers_tolerate_files_without_newer_columns(tmp_path: Path) -> None:
     table = pq.read_table(part)
     pq.write_table(table.drop_columns(["k8s_verb", "parse_warning"]), part)
     df = read_events(store.root)
-    assert len(df) == 49 and list(df.columns) == event_schema().names
-    assert df["k8s_verb"].isna().sum() == 7
+    assert len(df) == 50 and list(df.columns) == event_schema().names
+    assert df["k8s_verb"].isna().sum() == 8
 
 
 def test_plain_duckdb_and_pyarrow_read_the_store(tmp_path: Path) -> None:
@@ -153,9 +153,9 @@ def test_plain_duckdb_and_pyarrow_read_the_store(tmp_path: Path) -> None:
     ingest(store, [K8S_AUDIT])
     glob = str(store.root / "events" / "**" / "*.parquet")
     assert duckdb.sql(f"SELECT count(*), count(DISTINCT event_uid) FROM read_parquet('{glob}')"
-                      ).fetchall() == [(49, 49)]
+                      ).fetchall() == [(50, 50)]
     dataset = ds.dataset(store.root / "events", format="parquet", partitioning="hive")
-    assert dataset.count_rows() == 49
+    assert dataset.count_rows() == 50
     assert set(dataset.to_table(columns=["date"]).column("date").to_pylist()) == {
         "2018-10-25", "2018-10-26", "2020-03-24", "2020-04-21"}
 
@@ -285,9 +285,9 @@ def test_typed_rows_match_the_on_disk_schemas(tmp_path: Path) -> None:
     assert totals == {**{k: sum(getattr(f, k) for f in report.files)
                          for k in ("read", "loaded", "rejected", "duplicate")},
                       "ingested": 1, "stopped": 1, "failed": 0, "skipped": 0, "refused": 0}
-    assert totals["loaded"] == 49
+    assert totals["loaded"] == 50
     assert totals["read"] == totals["loaded"] + totals["rejected"] + totals["duplicate"]
     summary = store_summary(store)
     assert list(summary) == list(StoreSummary.__annotations__)
     assert (summary["events"], summary["rejects"], len(summary["files"])) == (
-        49, totals["rejected"], 2)
+        50, totals["rejected"], 2)

@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.k8s_audit.details import _BINDINGS, _POD_SPEC_PATHS
+from loaders.base import PLACEHOLDER_ID_RE2
+from loaders.k8s_audit.details import _BINDINGS, _POD_SPEC_PATHS, KEY_SEP
 from loaders.k8s_audit.loader import categorize, outcome
 from loaders.parsing.jsonl_blocks import BLANK_TEXT, ISO_TEXT
 from loaders.parsing.values import canonical_ips
@@ -225,8 +226,22 @@ def _event(col: dict[str, pa.Array], verb: pa.Array, resource: pa.Array, src_ip:
         "k8s_audit_level": _text(col["level"]), "k8s_decision": decision,
         "k8s_reason": _text(_field(annotations, _REASON)),
         "k8s_impersonated_user": imp, "k8s_request_uri": _text(col["requestURI"]),
-        "k8s_wrapper": pa.nulls(len(verb), _S), "native_id": _text(col["auditID"]),
+        "k8s_wrapper": pa.nulls(len(verb), _S), "native_id": _request_key(col, verb),
     }
+
+
+def _request_key(col: dict[str, pa.Array], verb: pa.Array) -> pa.Array:
+    """:func:`~loaders.k8s_audit.details.request_key` of every row (null for a missing or
+    placeholder ``auditID``)."""
+    audit_id = col["auditID"]
+    received = pc.coalesce(_text(col["requestReceivedTimestamp"]), _text(col["timestamp"]),
+                           pa.scalar(""))
+    parts = [pc.fill_null(arr, "") for arr in (
+        verb, col["requestURI"], _field(col["user"], "username"),
+        _field(col["impersonatedUser"], "username"))]
+    key = pc.binary_join_element_wise(audit_id, *parts, received, KEY_SEP)
+    placeholder = pc.fill_null(pc.match_substring_regex(audit_id, PLACEHOLDER_ID_RE2), True)
+    return pc.if_else(placeholder, _NULL, key)
 
 
 def _details(request: pa.Array, resource: pa.Array) -> dict[str, pa.Array]:

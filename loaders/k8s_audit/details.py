@@ -3,19 +3,24 @@
 :func:`request_details` keeps what later detections need from ``requestObject`` (privileged
 pods, host namespaces and mounts, images, RBAC bindings) as flat extra columns.
 
-:class:`StageMerger` keeps one event per ``auditID`` while streaming in bounded memory. The
-API server writes up to three records per request (RequestReceived, ResponseStarted for
-long-running requests such as exec/watch, then ResponseComplete or Panic). The most complete
-stage is kept; the others become :class:`~loaders.base.Duplicate` items so counts add up:
+:func:`request_key` is the identity of one API request, and :class:`StageMerger` keeps one
+event per request while streaming in bounded memory. The API server writes up to three
+records per request (RequestReceived, ResponseStarted for long-running requests such as
+exec/watch, then ResponseComplete or Panic). Records are stages of one request only when
+they share the ``auditID`` *and* the verb, requestURI, user, impersonated user and
+``requestReceivedTimestamp`` (see :func:`request_key`): an ``auditID`` reused by a buggy
+shipper or a test pipeline for other requests does not hide them. The most complete stage
+is kept; the others become :class:`~loaders.base.Duplicate` items so counts add up:
 
 - a final stage (ResponseComplete, Panic, or a record without stage) is yielded at once;
 - an earlier stage is held in a pending window until a later stage of the same request
   replaces it, or until ``window`` further records have passed (then it is yielded as it
   is: a request that never completed, or whose completion is far away, e.g. a long exec
   session, keeps its ResponseStarted record);
-- ids already yielded are remembered (the last ``memory`` of them), so a stage arriving
+- keys already yielded are remembered (the last ``memory`` of them), so a stage arriving
   after its request was yielded, or the same record twice, becomes a Duplicate. Beyond
-  that memory, the store's ``event_uid`` de-duplication still catches repeats.
+  that memory, the store's ``event_uid`` de-duplication (the uid is derived from the same
+  key) still catches repeats.
 
 Items are therefore not strictly in input order; each keeps its own line number.
 """
@@ -28,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from loaders.base import Duplicate, Item, Parsed
+from loaders.base import Duplicate, Item, Parsed, is_placeholder_id
 from loaders.parsing.batch_items import dig as _dig
 
 STAGE_RANK: dict[str, int] = {
@@ -54,6 +59,52 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 _BINDINGS = frozenset({"rolebindings", "clusterrolebindings"})
 
 
+
+
+KEY_SEP = "\x1f"
+"""Separator of the parts of :func:`request_key` (a character no part contains in practice;
+the key is hashed, never parsed, except for its first part in messages)."""
+
+
+def request_key(audit_id: str | None, verb: str, uri: str, user: str, impersonated: str,
+                received: str) -> str | None:
+    """The identity of one API request: what its stages share, and the native id its
+    ``event_uid`` is derived from.
+
+    The API server gives every request an ``auditID`` and writes it, with the verb,
+    requestURI, user, impersonated user and ``requestReceivedTimestamp``, unchanged in each
+    stage record of the request; only ``stage``, ``stageTimestamp`` (the stage's own time,
+    never before ``requestReceivedTimestamp``) and the response change. So stages of one
+    request have equal keys, and records that share an ``auditID`` but differ in any of
+    those are different requests.
+
+    Args:
+        audit_id: ``auditID`` as text; None (or a placeholder, see
+            :func:`~loaders.base.is_placeholder_id`) when there is none.
+        verb, uri, user, impersonated: ``verb``, ``requestURI``, ``user.username`` and
+            ``impersonatedUser.username`` as text, ``""`` when absent.
+        received: ``requestReceivedTimestamp`` as written, else ``timestamp`` (v1beta1's
+            request time), else ``""``; never ``stageTimestamp``, which differs per stage.
+
+    Returns:
+        The parts joined by :data:`KEY_SEP`, or None for a missing or placeholder
+        ``auditID``: such a record is not merged with any other, and its ``event_uid`` comes
+        from its raw text.
+
+    Example:
+        >>> request_key("a1", "get", "/api/v1/pods", "alice", "", "2024-05-01T15:00:00Z")
+        'a1\x1fget\x1f/api/v1/pods\x1falice\x1f\x1f2024-05-01T15:00:00Z'
+        >>> request_key("00000000-0000-0000-0000-000000000000", "get", "/", "a", "", "") is None
+        True
+    """
+    if is_placeholder_id(audit_id):
+        return None
+    return KEY_SEP.join((str(audit_id), verb, uri, user, impersonated, received))
+
+
+def _audit_id(key: str) -> str:
+    """The ``auditID`` part of a :func:`request_key`, for messages."""
+    return key.split(KEY_SEP, 1)[0]
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
@@ -112,7 +163,8 @@ def request_details(resource: str, request: Any) -> dict[str, Any]:
 @dataclass(slots=True)
 class TableRows:
     """The rows of one fast-path table (:mod:`loaders.k8s_audit.fast`), as the merger sees
-    them: each row's line, ``k8s_stage`` and auditID (None: not merged)."""
+    them: each row's line, ``k8s_stage`` and request key (:func:`request_key`; None: not
+    merged)."""
 
     table: Any
     lines: list[int]
@@ -148,7 +200,8 @@ def _rank(stage: str | None) -> int:
 
 
 class StageMerger(Generic[Held]):
-    """Keep the most complete stage per audit id in bounded memory (see module docstring).
+    """Keep the most complete stage per request (``native_id``, a :func:`request_key`) in
+    bounded memory (see module docstring).
 
     ``StageMerger[Parsed]`` merges the per-event path's items; the fast path's merger also
     takes :class:`TableRow` items, in the same sequence, so the rules span both.
@@ -156,7 +209,7 @@ class StageMerger(Generic[Held]):
     Args:
         window: how many later records an incomplete stage waits for its completion
             (:attr:`loaders.base.Tuning.k8s_stage_window`).
-        memory: how many yielded ids are remembered to spot late stages and repeats
+        memory: how many yielded keys are remembered to spot late stages and repeats
             (:attr:`loaders.base.Tuning.k8s_remembered_ids`).
     """
 
@@ -235,17 +288,19 @@ class StageMerger(Generic[Held]):
         rank = _rank(stage)
         kept = self._done.get(key)
         if kept is not None:
-            yield Duplicate(item.line, f"auditID {key}: stage {stage or '-'} repeats a record "
-                                       f"already loaded (stage {kept})")
+            yield Duplicate(item.line, f"auditID {_audit_id(key)}: stage {stage or '-'} repeats "
+                                       f"a record of the same request already loaded "
+                                       f"(stage {kept})")
             return
         pending = self._pending.get(key)
         if pending is not None:
             held, held_rank, seq = pending
             if rank <= held_rank:
-                yield Duplicate(item.line, f"auditID {key}: stage {stage} repeats the stage "
-                                           f"{_stage(held)} record at line {held.line}")
+                yield Duplicate(item.line, f"auditID {_audit_id(key)}: stage {stage} repeats "
+                                           f"the stage {_stage(held)} record at line "
+                                           f"{held.line}")
                 return
-            yield Duplicate(held.line, f"auditID {key}: stage {_stage(held)} "
+            yield Duplicate(held.line, f"auditID {_audit_id(key)}: stage {_stage(held)} "
                                        f"superseded by stage {stage} at line {item.line}")
             if rank < _FINAL:
                 self._pending[key] = (item, rank, seq)  # keeps its place in the window

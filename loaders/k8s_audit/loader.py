@@ -4,8 +4,11 @@ Reads Events as JSON Lines, pretty-printed documents, arrays or ``EventList`` ba
 without ``apiVersion``, at every level (Metadata / Request / RequestResponse), and Events
 wrapped by shippers and managed clouds (Filebeat/Logstash/CloudWatch/fluent-bit ``message`` or
 ``log`` strings, AKS ``kube-audit`` diagnostic records, GKE Cloud Logging entries); see
-:mod:`loaders.k8s_audit.wrappers`. One event is kept per ``auditID`` (its most complete stage,
-see :mod:`loaders.k8s_audit.details`); the other stages are counted as duplicates.
+:mod:`loaders.k8s_audit.wrappers`. One event is kept per request (its most complete stage, see
+:mod:`loaders.k8s_audit.details`); the other stages are counted as duplicates. A request is
+``auditID`` + verb + requestURI + user + impersonated user + ``requestReceivedTimestamp``
+(:func:`~loaders.k8s_audit.details.request_key`), the native id of its ``event_uid``: records
+that only share an ``auditID`` are separate events, in one file and across files.
 
 The event time is ``requestReceivedTimestamp`` (the same in every stage of a request, so the
 kept stage does not move the event on the timeline), else ``stageTimestamp``, ``timestamp``
@@ -21,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from loaders.base import Item, JsonLoader, Parsed, Reject, Source
-from loaders.k8s_audit.details import StageMerger, request_details
+from loaders.k8s_audit.details import StageMerger, request_details, request_key
 from loaders.k8s_audit.wrappers import Unwrapped, unwrap
 from loaders.parsing.batch_items import compact_json, element_spans
 from loaders.parsing.jsonreader import JsonRecord
@@ -230,8 +233,13 @@ class K8sAuditLoader(JsonLoader):
         }
         fields.update(request_details(resource, ev.get("requestObject")))
         audit_id = ev.get("auditID")
-        return Parsed(line, raw, fields, native_id=str(audit_id) if audit_id else None,
-                      warnings=warnings or None)
+        received = ev.get("requestReceivedTimestamp")
+        if received in (None, ""):
+            received = ev.get("timestamp")
+        key = request_key(str(audit_id) if audit_id else None, verb,
+                          _text(ev.get("requestURI")) or "", username or "",
+                          fields["k8s_impersonated_user"] or "", _text(received) or "")
+        return Parsed(line, raw, fields, native_id=key, warnings=warnings or None)
 
 
 def _created_name(ev: dict[str, Any]) -> str | None:

@@ -65,7 +65,8 @@ class Event:
 
     def native_id(self) -> str:
         """node + time + serial (+ ``#N`` for a late fragment, ``~nostampN`` for a record
-        without a stamp)."""
+        without a stamp). Unique on one host only: without a node the mapping adds the
+        event's text (:func:`loaders.linux_auditd.map.map_event`)."""
         node, sec, frac, serial = self.key
         base = f"{node or ''}:{sec}.{frac}:{serial}"
         if self.borrowed:

@@ -231,6 +231,9 @@ def map_event(ev: Event) -> tuple[Any, ...]:
                                   family, address, port)
     outcome = _outcome(pfields, merged)
     node, sec, frac, serial = ev.key
+    # the serial restarts at each boot and on each host: time + serial is unique on one host,
+    # so without node= (which host) the native id also holds the event's text
+    raw = "\n".join(ev.lines)
     # epoch microseconds: Arrow converts ints ~50x faster than datetimes
     seconds = int(sec)
     if seconds > MAX_SECONDS:
@@ -265,7 +268,7 @@ def map_event(ev: Event) -> tuple[Any, ...]:
         decode_value("op", get("op")), decode_value("comm", get("comm")), cwd,
         args_json, proctitle, paths_json, family, address, port, avc,
         decode_value("subj", get("subj")),
-        ev.first_line, "\n".join(ev.lines), ev.native_id(),
+        ev.first_line, raw, ev.native_id() if node else f"{ev.native_id()}\x1f{raw}",
         "; ".join(warnings) if warnings else None,
     )
 

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loaders.base import PLACEHOLDER_ID_RE2
 from loaders.parsing.cloud_fields import CANONICAL_JSON, text_or_none
 from loaders.parsing.jsonl_blocks import BLANK_TEXT, ISO_TEXT
 from loaders.parsing.values import canonical_ip
@@ -165,6 +166,8 @@ def columns(t: pa.Table, raw: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray
     ms = np.floor_divide(pc.fill_null(saved.cast(pa.int64()), 0).to_numpy(), 1000)
     keyed = pc.binary_join_element_wise(event_id, pa.array(ms).cast(pa.string()), "|")
     native = pc.if_else(pc.is_null(saved), event_id, keyed)
+    placeholder = pc.fill_null(pc.match_substring_regex(event_id, PLACEHOLDER_ID_RE2), True)
+    native = pc.if_else(placeholder, pa.scalar(None, pa.string()), native)
     cols: dict[str, pa.Array] = {
         "timestamp": ts, "category": category, "action": event_type, "outcome": result,
         "user": user, "user_id": sub(subject, "id"), "src_ip": ip,

@@ -19,7 +19,10 @@ the page's first line). Plain JSON Lines of single events take a vectorized path
 :meth:`SelectelAuditLoader.event`.
 
 The native id is ``event_id`` + ``event_saved_time`` in epoch milliseconds, so overlapping
-exports, and API pages with nanosecond times, give the same ``event_uid`` for one event.
+exports, and API pages with nanosecond times, give the same ``event_uid`` for one event. A
+missing or placeholder ``event_id`` (``0``, ``-``, the zero UUID…, see
+:func:`~loaders.base.is_placeholder_id`) gives none: the ``event_uid`` comes from the raw
+text, so events sharing such an id are not merged.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from loaders.base import Item, Loader, Parsed, Reject, Source
+from loaders.base import Item, Loader, Parsed, Reject, Source, is_placeholder_id
 from loaders.parsing.cloud_fields import fast_iso, json_text, text_or_none
 from loaders.parsing.inputs import text_head
 from loaders.parsing.timeutil import TimeError, from_epoch
@@ -208,7 +211,7 @@ class SelectelAuditLoader(Loader):
         }
         event_id = text_or_none(f.get("event_id"))
         native = None
-        if event_id:
+        if not is_placeholder_id(event_id):
             saved = times["event_saved_time"]
             native = f"{event_id}|{_ms_key(saved)}" if saved else event_id
         return Parsed(line, raw, fields, native_id=native, warnings=warnings or None)
