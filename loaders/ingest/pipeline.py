@@ -12,7 +12,14 @@ import os
 import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -25,6 +32,7 @@ from loaders.ingest.archives import ArchiveLimits, Refused, iter_archive, sniff_
 from loaders.ingest.runner import FileCounts, FileRun
 from loaders.parsing.damage import looks_like_text
 from loaders.parsing.inputs import InputFile, NotRegularFile, input_file, read_head
+from loaders.parsing.lifetime import die_with
 from loaders.registry import detect_head
 from loaders.schema import CORE_NAMES
 from loaders.store.layout import FileStatus, StagedRow
@@ -200,11 +208,13 @@ def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
     }
 
 
-def _worker_init() -> None:
-    """A parse worker: its imports live as long as it does, so the collector need not walk
-    them again and again (as the CLI does for the main process)."""
+def _worker_init(owner: int) -> None:
+    """A parse worker: it dies with the ingest process ``owner``, however that ends
+    (:func:`loaders.parsing.lifetime.die_with`); its imports live as long as it does, so the
+    collector need not walk them again and again (as the CLI does for the main process)."""
     import gc
 
+    die_with(owner)
     loaders.all_loaders()  # imported now, so that the freeze covers them
     gc.freeze()
 
@@ -267,12 +277,15 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
     hashes = _Hashes(store, defer=jobs == 1)
     if jobs > 1:  # the cores are taken by the files parsed in parallel
         options = replace(options, helpers=0)
-    pending: deque[Future[_Staged] | _Staged] = deque()
-    pool = (ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init)
-            if jobs > 1 else None)
+    pending: deque[_Job | _Staged] = deque()
+    pool = _Workers(jobs) if jobs > 1 else None
 
-    def finish(item: Future[_Staged] | _Staged) -> None:
-        staged = item.result() if isinstance(item, Future) else item
+    def finish(item: _Job | _Staged) -> None:
+        if isinstance(item, _Job):
+            assert pool is not None  # jobs are pending only with workers
+            staged = pool.result(item)
+        else:
+            staged = item
         outcome = staged.outcome
         if staged.commit is not None:
             row = store.commit(staged.commit,
@@ -308,7 +321,8 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
             if pool is None:
                 finish(_stage(job, progress.bytes_read))
             else:
-                pending.append(pool.submit(_stage, job))
+                pool.submit(job)
+                pending.append(job)
                 while len(pending) > 2 * jobs:
                     finish(pending.popleft())
         while pending:
@@ -316,7 +330,134 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
     finally:
         hashes.close()
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown()
+
+
+WORKER_DIED = ("the worker parsing it died (killed or out of memory); nothing of it was stored; "
+               "ingest it again with --jobs 1 or with more memory")
+NEVER_STARTED = "{} workers in a row died before they started it; nothing of it was stored"
+START_TRIES = 3  # pools that may break under a file before it starts, before it fails
+_DEPTH = 2  # files given to one worker at once: one parsed, one waiting (no idle gap)
+
+
+class _Workers:
+    """The parse workers of ``jobs > 1``: one single-process pool per worker.
+
+    A worker that dies (SIGKILL, the OOM killer) breaks its pool, and a broken
+    ``ProcessPoolExecutor`` fails every file it holds and stops all its workers; so instead of
+    one pool of ``jobs`` workers there are ``jobs`` pools of one, and a death costs only the
+    file its worker was parsing: that file fails (:data:`WORKER_DIED`; it is not parsed again
+    here, which could take the main process down the same way), a file that was waiting
+    behind it is given to the next free worker, and the other workers go on. A worker marks
+    a file started (an empty file in the staging directory) before it reads it, which is how
+    a parsed file is told from a waiting one after the worker is gone; a file under which
+    :data:`START_TRIES` pools broke before it started fails too (no endless restarts).
+
+    Pools are created, fed and read from the thread that runs the ingest: a worker's
+    ``PR_SET_PDEATHSIG`` follows the thread that started it (see
+    :mod:`loaders.parsing.lifetime`), and that thread outlives the pools.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self._pools: list[ProcessPoolExecutor | None] = [None] * jobs
+        self._held: list[deque[tuple[_Job, Future[_Staged]]]] = [deque() for _ in range(jobs)]
+        self._waiting: deque[_Job] = deque()
+        self._done: dict[int, _Staged] = {}
+        self._breaks: dict[int, int] = {}  # file seq -> pools that broke before it started
+
+    def submit(self, job: _Job) -> None:
+        self._waiting.append(job)
+        self._feed()
+
+    def result(self, job: _Job) -> _Staged:
+        """The staged file of a submitted ``job``, once parsed (or failed); the workers are
+        kept fed meanwhile."""
+        while job.seq not in self._done:
+            wait([f for held in self._held for _, f in held], return_when=FIRST_COMPLETED)
+            self._collect()
+            self._feed()
+        return self._done.pop(job.seq)
+
+    def shutdown(self) -> None:
+        for pool in self._pools:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _feed(self) -> None:
+        while self._waiting:
+            i = min(range(len(self._held)), key=lambda k: len(self._held[k]))
+            if len(self._held[i]) >= _DEPTH:
+                return
+            job = self._waiting.popleft()
+            pool = self._pools[i]
+            if pool is None:
+                pool = self._pools[i] = ProcessPoolExecutor(
+                    1, mp_context=get_context("spawn"), initializer=_worker_init,
+                    initargs=(os.getpid(),))
+            try:
+                future = pool.submit(_stage_in_worker, job)
+            except BrokenProcessPool:  # its worker died between files
+                self._waiting.appendleft(job)
+                self._broken(i)
+                continue
+            self._held[i].append((job, future))
+
+    def _collect(self) -> None:
+        for i, held in enumerate(self._held):
+            while held and held[0][1].done():
+                job, future = held[0]
+                try:
+                    staged = future.result()
+                except BrokenProcessPool:
+                    self._broken(i)
+                    break
+                held.popleft()
+                self._done[job.seq] = staged
+
+    def _broken(self, i: int) -> None:
+        """Pool ``i`` broke (its worker died): settle the files it held, drop it."""
+        held = self._held[i]
+        wait([f for _, f in held])  # a broken pool fails every future it holds
+        again = []
+        for job, future in held:
+            if future.exception() is None:
+                self._done[job.seq] = future.result()
+            elif not isinstance(future.exception(), BrokenProcessPool):
+                future.result()  # a worker's own error: raised, as with one process
+            elif _started(job):
+                self._done[job.seq] = _failed(job, WORKER_DIED)
+            else:
+                breaks = self._breaks[job.seq] = self._breaks.get(job.seq, 0) + 1
+                if breaks >= START_TRIES:
+                    self._done[job.seq] = _failed(job, NEVER_STARTED.format(breaks))
+                else:
+                    again.append(job)
+        held.clear()
+        self._waiting.extendleft(reversed(again))  # they come first, in input order
+        pool, self._pools[i] = self._pools[i], None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _started_mark(job: _Job) -> Path:
+    return job.staging / "started" / f"{job.seq:06d}"
+
+
+def _stage_in_worker(job: _Job) -> _Staged:
+    """:func:`_stage` in a worker, which first marks the file started."""
+    mark = _started_mark(job)
+    mark.parent.mkdir(exist_ok=True)
+    mark.touch()
+    return _stage(job)
+
+
+def _started(job: _Job) -> bool:
+    return _started_mark(job).exists()
+
+
+def _failed(job: _Job, message: str) -> _Staged:
+    return _Staged(job, None, FileOutcome(job.file.display, "failed", job.loader,
+                                          message=message, size=job.file.size))
 
 
 class _Hashes:

@@ -29,6 +29,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, Generic, TypeVar
 
+from loaders.parsing.lifetime import die_with
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -57,15 +59,19 @@ def _pool(workers: int, module: str) -> ProcessPoolExecutor:
     pool = _POOLS.get(workers)
     if pool is None:
         ctx = get_context("forkserver")
-        ctx.set_forkserver_preload([module])
+        ctx.set_forkserver_preload([module, __name__])  # the work, and _helper_init
         pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx,
-                                                     initializer=_quiet_on_interrupt)
+                                                     initializer=_helper_init,
+                                                     initargs=(os.getpid(),))
     return pool
 
 
-def _quiet_on_interrupt() -> None:
-    """Ctrl-C is for the reading process, which stops the helpers; a helper that took it
-    too would only print a traceback of its own."""
+def _helper_init(owner: int) -> None:
+    """A helper dies with the reading process ``owner``, however that ends
+    (:func:`loaders.parsing.lifetime.die_with`; the fork server then exits by itself). It
+    ignores Ctrl-C, which is for the reading process, which stops the helpers; a helper that
+    took it too would only print a traceback of its own."""
+    die_with(owner)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
