@@ -25,7 +25,14 @@ from typing import Any, BinaryIO, ClassVar
 import pyarrow as pa
 
 from loaders.parsing.damage import NulRun, scrubbable, scrubbed
-from loaders.parsing.inputs import InputFile, Line, iter_lines, open_binary
+from loaders.parsing.inputs import (
+    MAX_LINE_BYTES,
+    InputFile,
+    Line,
+    iter_lines,
+    open_binary,
+    text_head,
+)
 from loaders.parsing.jsonreader import JsonReader, JsonRecord
 from loaders.schema import Column
 
@@ -144,6 +151,12 @@ class Tuning:
             (:mod:`loaders.windows_events.fast`; default 128: below it the fixed cost of
             about 300 Arrow calls exceeds the per-record path). Tests set 1 to map every
             batch vectorized, and a huge value to map every record alone, and compare.
+        max_line_bytes: the longest line any reader takes (default
+            :data:`~loaders.parsing.inputs.MAX_LINE_BYTES`, 64 MiB): a longer line is skipped
+            in bounded memory and rejected with its line number, "line too long (N bytes >
+            MAX)", by every reader alike — :meth:`Source.lines`, the JSON reader, the block
+            readers of the JSON Lines, container log and auditd fast paths, the CSV reader.
+            Tests use 1 KiB to put over-long lines in small fixtures.
         dedupe_in_memory_rows: a staged day of at most this many events is de-duplicated
             against its stored partition in memory with Arrow (when the partition holds at
             most 2M ids), a larger one by DuckDB (:class:`loaders.store.store.Store`;
@@ -162,6 +175,7 @@ class Tuning:
     auditd_chunk_chars: int = 8 << 20
     auditd_ahead_chunks: int = 4
     evtx_fast_min_rows: int = 128
+    max_line_bytes: int = MAX_LINE_BYTES
     dedupe_in_memory_rows: int = 200_000
 
     def __post_init__(self) -> None:
@@ -290,15 +304,19 @@ class Source:
     def lines(self) -> Iterator[Line]:
         """The file's lines (see :func:`loaders.parsing.inputs.iter_lines`)."""
         with self.binary() as fh:
-            for line in iter_lines(fh, self.head):
+            for line in iter_lines(fh, self.head, self.options.tuning.max_line_bytes):
                 if self.stopped:
                     return
                 yield line
 
     def json_records(self) -> Iterator[JsonRecord]:
-        """The file's JSON values in any export shape (see :mod:`loaders.parsing.jsonreader`)."""
+        """The file's JSON values in any export shape (see :mod:`loaders.parsing.jsonreader`).
+        Lines are bounded, except in a top-level array: its elements are streamed one by
+        one, each bounded, however long its lines (a minified export is one line)."""
+        array = text_head(self.head).lstrip(" \t\r\n\x00").startswith("[")
         with self.binary() as fh:
-            reader = JsonReader(fh, self.head)
+            reader = JsonReader(fh, self.head, max_line=None if array
+                                else self.options.tuning.max_line_bytes)
             for record in reader:
                 if self.stopped:
                     return

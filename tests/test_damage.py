@@ -346,3 +346,23 @@ def test_a_gzip_log_with_a_bad_checksum_keeps_every_decoded_line(tmp_path: Path)
     assert got.source == "linux_auth"
     assert (got.status, got.counts.loaded, got.counts.rejected) == ("stopped", 300, 0)
     assert "incorrect data check" in (got.error or "")
+
+
+def test_a_minified_array_export_streams_past_the_line_bound(tmp_path: Path) -> None:
+    """A JSON array exported on one line is one huge line: its elements are still read one
+    by one, each under the value bound; the line bound is for line-oriented input."""
+    import json
+
+    from loaders.base import Tuning
+
+    fixture = ROOT / "tests/fixtures/k8s-audit/falco_trace_files_k8s_audit.jsonl"
+    records = [json.loads(line) for line in fixture.read_text().splitlines() if line.strip()]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(records, separators=(",", ":")))  # one line
+    small = LoadOptions(tuning=Tuning(max_line_bytes=4096))
+    assert path.stat().st_size > 10 * 4096
+    got = loaders.load(path, format="k8s_audit", options=small)
+    whole = loaders.load(path, format="k8s_audit")
+    assert (got.counts.loaded, got.counts.rejected, got.counts.duplicate) == (
+        whole.counts.loaded, whole.counts.rejected, whole.counts.duplicate)
+    assert (got.counts.read, got.counts.loaded) == (len(records), 50)  # as the JSON Lines file

@@ -29,6 +29,7 @@ from loaders.linux_auditd.fields import _split_general, split_fields
 from loaders.linux_auditd.loader import LOADER
 from loaders.linux_auditd.split import split_simple
 from loaders.parsing.inputs import Line, decode_line, input_file, iter_lines, read_head
+from loaders.parsing.lineblocks import whole_lines
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "linux-auditd"
@@ -180,7 +181,7 @@ def test_block_reader_splits_lines_as_iter_lines() -> None:
         block = rnd.choice([1, 2, 5, 64])
         want = list(iter_lines(io.BytesIO(data), data[:100], max_line))
         got: list[Line] = []
-        for first, piece in linux_auditd_read._whole_lines(io.BytesIO(data), max_line, block):
+        for first, piece in whole_lines(io.BytesIO(data).read, max_line, block):
             if isinstance(piece, Line):
                 got.append(piece)
                 continue

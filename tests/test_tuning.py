@@ -29,6 +29,7 @@ DEFAULTS = {
     "auditd_chunk_chars": 8 << 20,
     "auditd_ahead_chunks": 4,
     "evtx_fast_min_rows": 128,
+    "max_line_bytes": 64 << 20,
     "dedupe_in_memory_rows": 200_000,
 }
 

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
-from loaders.base import Duplicate, Item, Parsed, ParsedTable, Source
+from loaders.base import Duplicate, Item, Parsed, ParsedTable, Reject, Source
 from loaders.k8s_audit.columns import SCHEMA, columns
 from loaders.k8s_audit.details import StageMerger, TableRow, TableRows
 from loaders.k8s_audit.wrappers import is_event
@@ -82,9 +82,12 @@ def parse_jsonl(src: Source, map_value: MapValue, merger: Merger) -> Iterator[It
     with src.binary() as fh:
         for item in blocks_ahead(src, fh, _read_table):
             if isinstance(item, Rest):
-                yield from out.add(_merged(merger, read_rest(src, item.stream, item.line,
+                yield from out.add(_merged(merger, read_rest(src, item.blocks, item.line,
                                                          map_value)))
                 break
+            if isinstance(item, Reject):  # a line too long to read
+                yield from out.add(merger.push(item))
+                continue
             yield from _block(src, item, (map_value, merger), out)
             yield from out.flush()
     yield from out.add(merger.flush())
@@ -111,7 +114,7 @@ def _block(src: Source, item: CleanBlock, how: tuple[MapValue, Merger], out: _Ou
         return
     mapped = map_block(item, columns)
     if mapped is None:
-        yield from out.add(_merged(merger, read_rest(src, io.BytesIO(item.data), item.line,
+        yield from out.add(_merged(merger, read_rest(src, [item.data], item.line,
                                                      map_value)))
         return
     table = mapped.table

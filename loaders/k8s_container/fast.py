@@ -34,7 +34,6 @@ import pyarrow.compute as pc
 from loaders.base import Item, ParsedTable, Reject, Source
 from loaders.k8s_container.lift import Lift, lifted
 from loaders.k8s_container.split import Block, Fields, split_cri, split_docker
-from loaders.parsing import inputs
 from loaders.parsing.inputs import Line, decode_line
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -83,7 +82,7 @@ def _blocks(src: Source) -> Iterator[tuple[int, Block] | Line]:
     """(number of the first line, whole lines) blocks; a line too long to read becomes a
     text-less :class:`Line`, as :func:`loaders.parsing.inputs.iter_lines` gives it. The file's BOM
     is dropped (it counts towards the length of an over-long first line)."""
-    max_line = inputs.MAX_LINE_BYTES
+    max_line = src.options.tuning.max_line_bytes
     # with reads no longer than the longest line allowed, an over-long line always spans
     # reads, so only the first line of a buffer can be one
     size = min(src.options.tuning.container_block_bytes, max_line)

@@ -175,6 +175,11 @@ def _unquote(value: str) -> str:
 
 
 def _time(stamp: str) -> datetime:
+    """The UTC time of a log line's time text.
+
+    Raises:
+        TimeError: not a time, or one outside years 1–9999 once in UTC.
+    """
     # the hot path: datetime.fromisoformat (3.11+) reads RFC 3339 with nanoseconds about
     # 40x faster than the general parser, which stays the fallback for odd forms
     if len(stamp) >= 20 and stamp[10] == "T":
@@ -182,7 +187,12 @@ def _time(stamp: str) -> datetime:
             ts = datetime.fromisoformat(stamp)
         except ValueError:
             return parse_iso(stamp)
-        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        if ts.tzinfo is None:
+            return ts.replace(tzinfo=UTC)
+        try:
+            return ts.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00
+            raise TimeError(f"out of range: {stamp[:60]!r}") from None
     return parse_iso(stamp)
 
 

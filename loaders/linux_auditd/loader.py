@@ -252,7 +252,12 @@ def _large(src: Source) -> bool:
     return src.file.size * (8 if gz else 1) >= src.options.tuning.auditd_offload_bytes
 
 
+_EMPTY_TYPE = re.compile(r"(?:node=\S+ )?type=(?:\s|$)")
+
+
 def _why_not(text: str) -> str:
+    if _EMPTY_TYPE.match(text):
+        return "record with an empty type="
     if "type=" in text and "msg=" in text:
         return ("audit record without a msg=audit(<time>:<serial>) stamp, and no record "
                 "before it to take a time from")

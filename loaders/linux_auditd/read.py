@@ -17,11 +17,10 @@ import codecs
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from loaders.base import Source
-from loaders.parsing import inputs
 from loaders.parsing.inputs import Line, decode_line, detect_encoding
+from loaders.parsing.lineblocks import whole_lines
 
 # the record header of loaders.linux_auditd.fields._HEADER at every line start, and the body
 _HEADERS = re.compile(
@@ -59,8 +58,8 @@ def read_pieces(src: Source) -> Iterator[Block | Line]:
         yield from src.lines()
         return
     with src.binary() as fh:
-        for first, data in _whole_lines(fh, inputs.MAX_LINE_BYTES,
-                                        src.options.tuning.auditd_block_bytes):
+        tuning = src.options.tuning
+        for first, data in whole_lines(fh.read, tuning.max_line_bytes, tuning.auditd_block_bytes):
             if src.stopped:
                 return
             if isinstance(data, Line):
@@ -97,58 +96,3 @@ def _block(first: int, data: bytes) -> Block | None:
     if len(headers) != len(lines):
         return None
     return Block(first, headers, lines)
-
-
-def _whole_lines(fh: BinaryIO, max_line: int, block_bytes: int
-                 ) -> Iterator[tuple[int, bytes | Line]]:
-    """(number of the first line, bytes of whole lines), and a text-less :class:`Line` for
-    each line longer than ``max_line`` bytes, skipped in bounded memory; read
-    ``block_bytes`` at a time."""
-    number = 0
-    pending: list[bytes] = []
-    size = 0  # bytes in pending: the start of a line
-    skipping = 0  # bytes of an over-long line skipped so far
-    # reads no longer than the longest line allowed: only the first line of a read (the
-    # one pending from earlier reads) can be too long
-    read = min(block_bytes, max_line)
-    while True:
-        data = fh.read(read)
-        if skipping:
-            cut = data.find(b"\n")
-            if cut < 0 and data:
-                skipping += len(data)
-                continue
-            number += 1
-            yield number, Line(number, None,
-                               f"line too long ({skipping + cut + 1} bytes > {max_line})")
-            skipping = 0
-            if cut < 0:
-                return
-            data = data[cut + 1:]
-            if not data:
-                continue
-        if not data:
-            if pending:
-                yield number + 1, b"".join(pending)
-            return
-        cut = data.rfind(b"\n") + 1
-        if not cut:
-            pending.append(data)
-            size += len(data)
-            if size > max_line:
-                skipping, pending, size = size, [], 0
-            continue
-        if pending:
-            head = size + data.find(b"\n")
-            if head > max_line:
-                number += 1
-                yield number, Line(number, None, f"line too long ({head + 1} bytes > {max_line})")
-                pending, size = [], 0
-                data = data[data.find(b"\n") + 1:]
-                cut = data.rfind(b"\n") + 1
-        block = b"".join([*pending, data[:cut]]) if pending else data[:cut]
-        if block:
-            yield number + 1, block
-            number += block.count(b"\n")
-        pending = [data[cut:]] if cut < len(data) else []
-        size = len(data) - cut

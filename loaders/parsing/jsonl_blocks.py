@@ -8,18 +8,20 @@ regular expressions both paths use to decide which time texts Arrow reads exactl
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.base import Item, Reject, Source
+from loaders.parsing.inputs import Line
 from loaders.parsing.jsonreader import JsonReader
+from loaders.parsing.lineblocks import whole_lines
 
 # a text str.strip() leaves empty (RE2 syntax, for pc.match_substring_regex)
 BLANK_TEXT = r"^[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]*$"
@@ -43,49 +45,30 @@ def reader_pool() -> ThreadPoolExecutor:
 
 class Blocks:
     """A file in blocks of whole lines (the last one may lack its newline), read
-    ``block_bytes`` at a time (:attr:`loaders.base.Tuning.jsonl_block_bytes`)."""
+    ``block_bytes`` at a time (:attr:`loaders.base.Tuning.jsonl_block_bytes`), and in their
+    place a text-less :class:`Line` for each line over ``max_line`` bytes
+    (:attr:`loaders.base.Tuning.max_line_bytes`; :mod:`loaders.parsing.lineblocks`)."""
 
-    def __init__(self, fh: BinaryIO, block_bytes: int) -> None:
-        self.fh = fh
-        self.block_bytes = block_bytes
-        self.pending = b""
+    def __init__(self, fh: BinaryIO, block_bytes: int, max_line: int) -> None:
+        self._items = whole_lines(fh.read, max_line, block_bytes, count=False)
 
-    def next(self) -> bytes | None:
-        while True:
-            data = self.fh.read(self.block_bytes)
-            if not data:
-                out, self.pending = self.pending, b""
-                return out or None
-            buf = self.pending + data
-            cut = buf.rfind(b"\n") + 1
-            self.pending = buf[cut:]
-            if cut:
-                return buf[:cut]
+    def next(self) -> bytes | Line | None:
+        item = next(self._items, None)
+        return None if item is None else item[1]
+
+    def rest(self) -> Iterator[bytes | Line]:
+        """The blocks not read yet."""
+        return (item for _, item in self._items)
 
 
 Lines = tuple[np.ndarray, pa.Array]
 
 
-class Chain:
-    """Bytes already read, then the rest of the file."""
-
-    def __init__(self, first: bytes, fh: BinaryIO) -> None:
-        self._first, self._fh = first, fh
-
-    def read(self, n: int = -1) -> bytes:
-        if self._first:
-            out, self._first = self._first[:n], self._first[n:]
-            return out
-        return self._fh.read(n)
-
-
-def read_rest(src: Source, fh: BinaryIO, first_line: int, map_value: MapValue) -> Iterator[Item]:
-    """The shared reader's items from ``fh``, which starts at a line start of the file."""
-    # A leading newline keeps a U+FEFF at the start of fh from being taken for a BOM (it
-    # is one only at the start of the file). The reader counts lines from the one before
-    # first_line, so its records and its error messages carry the file's line numbers.
-    reader = JsonReader(cast(BinaryIO, Chain(b"\n", fh)), b"")
-    reader._line = first_line - 1
+def read_rest(src: Source, blocks: Iterable[bytes | Line], first_line: int,
+              map_value: MapValue) -> Iterator[Item]:
+    """The shared reader's items from ``blocks`` (whole lines from a line start of the file,
+    over-long lines as text-less :class:`Line` objects), numbered from ``first_line``."""
+    reader = JsonReader.of_lines(blocks, first_line)
     for rec in reader:
         if src.stopped:
             return
@@ -137,31 +120,45 @@ class CleanBlock:
 class Rest:
     """The rest of the file from a block that is not clean, for :func:`read_rest`."""
 
-    stream: BinaryIO
+    blocks: Iterator[bytes | Line]
     line: int
 
 
 def blocks_ahead(src: Source, fh: BinaryIO, read_table: Callable[[bytes], pa.Table]
-                 ) -> Iterator[CleanBlock | Rest]:
+                 ) -> Iterator[CleanBlock | Reject | Rest]:
     """A JSON Lines file as clean blocks, each read by ``read_table`` in the reader thread
     one block ahead (Arrow releases the GIL, so it runs beside the mapping of the block
-    before). After a block that is not clean comes one :class:`Rest`, the last item. Blocks
-    are ``src.options.tuning.jsonl_block_bytes`` long."""
+    before), and a :class:`Reject` for each line over the line bound, where it is. After a
+    block that is not clean comes one :class:`Rest`, the last item. Blocks are
+    ``src.options.tuning.jsonl_block_bytes`` long."""
     pool = reader_pool()
-    blocks = Blocks(fh, src.options.tuning.jsonl_block_bytes)
+    tuning = src.options.tuning
+    blocks = Blocks(fh, tuning.jsonl_block_bytes, tuning.max_line_bytes)
     line = 1
-    block = blocks.next()
-    ahead = pool.submit(_prepare, block, read_table) if block else None
+    ahead = _ahead(pool, blocks.next(), read_table)
     while ahead is not None and not src.stopped:
+        if isinstance(ahead, Line):
+            yield Reject(line, ahead.warning or "unreadable line", "")
+            line += 1
+            ahead = _ahead(pool, blocks.next(), read_table)
+            continue
         block, lines, table = ahead.result()
         following = blocks.next()
-        ahead = pool.submit(_prepare, following, read_table) if following else None
+        ahead = _ahead(pool, following, read_table)
         if lines is None:
-            yield Rest(cast(BinaryIO, Chain(block + (following or b"") + blocks.pending, fh)),
-                       line)
+            rest = [block] if following is None else [block, following]
+            yield Rest(itertools.chain(rest, blocks.rest()), line)
             return
         yield CleanBlock(block, line, lines, table)
         line += _newlines(block, lines[0])
+
+
+def _ahead(pool: ThreadPoolExecutor, block: bytes | Line | None,
+           read_table: Callable[[bytes], pa.Table]
+           ) -> Future[tuple[bytes, Lines | None, pa.Table | None]] | Line | None:
+    if block is None or isinstance(block, Line):
+        return block
+    return pool.submit(_prepare, block, read_table)
 
 
 def _newlines(block: bytes, index: np.ndarray) -> int:
@@ -227,7 +224,7 @@ def in_order(src: Source, mapped: MappedBlock, map_value: MapValue
             yield start, i
         if i < n:
             text = raw[i].as_py().encode("utf-8")
-            yield read_rest(src, io.BytesIO(text), int(mapped.numbers[i]), map_value)
+            yield read_rest(src, [text], int(mapped.numbers[i]), map_value)
             if src.stopped:
                 return
         start = i + 1

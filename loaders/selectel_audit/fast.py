@@ -31,7 +31,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.json as pj
 
-from loaders.base import Item, ParsedTable, Source
+from loaders.base import Item, ParsedTable, Reject, Source
 from loaders.parsing.inputs import detect_encoding
 from loaders.parsing.jsonl_blocks import (
     CleanBlock,
@@ -99,8 +99,11 @@ def parse_jsonl(src: Source, map_value: MapValue) -> Iterator[Item]:
     with src.binary() as fh:
         for item in blocks_ahead(src, fh, _read_table):
             if isinstance(item, Rest):
-                yield from read_rest(src, item.stream, item.line, map_value)
+                yield from read_rest(src, item.blocks, item.line, map_value)
                 return
+            if isinstance(item, Reject):  # a line too long to read
+                yield item
+                continue
             yield from _block(src, item, map_value)
 
 
@@ -114,7 +117,7 @@ def _block(src: Source, item: CleanBlock, map_value: MapValue) -> Iterator[Item]
         return
     mapped = map_block(item, columns)
     if mapped is None:
-        yield from read_rest(src, io.BytesIO(item.data), item.line, map_value)
+        yield from read_rest(src, [item.data], item.line, map_value)
         return
     for part in in_order(src, mapped, map_value):
         if isinstance(part, tuple):

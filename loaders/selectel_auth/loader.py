@@ -26,6 +26,7 @@ from typing import Any
 from loaders.base import Item, Loader, Parsed, Reject, Source
 from loaders.parsing.cloud_fields import text_or_none
 from loaders.parsing.inputs import detect_encoding
+from loaders.parsing.lineblocks import too_long
 from loaders.parsing.timeutil import TimeError
 from loaders.parsing.values import canonical_ip
 from loaders.schema.extras import SELECTEL_AUTH
@@ -81,7 +82,10 @@ def _split_header(line: str, sep: str | None) -> tuple[list[str], str]:
     """Header cells and the delimiter giving the most cells."""
     best: tuple[list[str], str] = ([line], ",")
     for delim in (sep,) if sep else _DELIMITERS:
-        cells = next(csv.reader([line], delimiter=delim), [])
+        try:
+            cells = next(csv.reader([line], delimiter=delim), [])
+        except csv.Error:  # a cell over csv.field_size_limit(): not a header
+            continue
         if len(cells) > len(best[0]):
             best = (cells, delim)
     return [c.strip() for c in best[0]], best[1]
@@ -120,7 +124,7 @@ class SelectelAuthLoader(Loader):
         with src.binary() as fh:
             text = io.TextIOWrapper(fh, encoding=_encoding(src.head), errors="replace",
                                     newline="")
-            tap = _Tap(text)
+            tap = _Tap(text, src.options.tuning.max_line_bytes)
             header: list[str] = []
             delim = ","
             sep = None
@@ -140,8 +144,21 @@ class SelectelAuthLoader(Loader):
                 break
             cols = match_columns(header, src.options.mapping)  # raises: file-level error
             tap.take()
-            for row in csv.reader(tap, delimiter=delim):
+            rows = csv.reader(tap, delimiter=delim)
+            while True:
+                try:
+                    row = next(rows, None)
+                except csv.Error as exc:  # a field over csv.field_size_limit(): this row
+                    start, raw = tap.take()
+                    why = (f"a field is longer than {csv.field_size_limit()} characters"
+                           if "field limit" in str(exc) else str(exc))
+                    yield Reject(start, f"unreadable CSV row: {why}", raw)
+                    continue
+                if row is None:
+                    break
                 start, raw = tap.take()
+                for number, reason in tap.long_lines():
+                    yield Reject(number, reason, "")
                 if not any(cell.strip() for cell in row):
                     continue
                 values = {name: (row[i] if i < len(row) else None)
@@ -250,19 +267,35 @@ def _objects(value: Any) -> list[dict[str, Any]] | None:
 
 
 class _Tap:
-    """Line iterator for csv.reader that remembers the text of the row being read."""
+    """Line iterator for csv.reader that remembers the text of the row being read.
 
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
+    Lines are read with the bound of every reader (``max_line`` characters): a longer one is
+    skipped in bounded memory, handed to csv.reader as an empty line, and kept for
+    :meth:`long_lines`, which the loader rejects by their line numbers.
+    """
+
+    def __init__(self, text: io.TextIOBase, max_line: int) -> None:
+        self._text = text
+        self._max = max_line
         self._buf: list[str] = []
         self._number = 0
+        self._long: list[tuple[int, str]] = []
 
     def __iter__(self) -> _Tap:
         return self
 
     def __next__(self) -> str:
-        line = next(self._lines)
+        line = self._text.readline(self._max + 1)
+        if not line:
+            raise StopIteration
         self._number += 1
+        if len(line) > self._max and not line.endswith(("\n", "\r")):
+            size = len(line)
+            while line and not line.endswith(("\n", "\r")):
+                line = self._text.readline(1 << 20)
+                size += len(line)
+            self._long.append((self._number, too_long(size, self._max, "characters")))
+            line = "\n"
         self._buf.append(line)
         return line
 
@@ -270,6 +303,11 @@ class _Tap:
     def number(self) -> int:
         """Lines read so far."""
         return self._number
+
+    def long_lines(self) -> list[tuple[int, str]]:
+        """(line number, reason) of the over-long lines skipped since the last call."""
+        out, self._long = self._long, []
+        return out
 
     def take(self) -> tuple[int, str]:
         """Start line and text of the lines read since the last call."""
