@@ -6,12 +6,15 @@ Every case is derived from the real fixture ``evtx-rs_sysmon.evtx`` (358 records
 intact chunks, with the same columns and uids as from the undamaged file; each lost record
 is one reject whose reason names the chunk, its offset and the record numbers; the manifest
 row says it; ``read == loaded + rejected + duplicate``. Counting is per lost record, so a
-damaged file whose chunk headers survive reads as many records as the undamaged one.
+damaged file whose chunk headers survive reads as many records as the undamaged one. A chunk
+cut by the end of the file keeps the records that lie whole before the cut (same columns and
+uids, plus a parse warning); a record that straddles the cut is never loaded.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 import tempfile
 import zlib
@@ -68,19 +71,25 @@ def flip(data: bytes, offset: int) -> bytes:
     return overwrite(data, offset, bytes([data[offset] ^ 0xFF]))
 
 
-_INTACT: dict[str, pd.DataFrame] = {}
+_INTACT: dict[Path, pd.DataFrame] = {}
 
 
-def intact_events() -> pd.DataFrame:
-    """The undamaged fixture's events as stored (ingested once)."""
-    if "e" not in _INTACT:
+def intact_events(path: Path = SYSMON) -> pd.DataFrame:
+    """An undamaged fixture's events as stored (ingested once)."""
+    if path not in _INTACT:
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(Path(tmp) / "store")
-            [outcome] = ingest(store, [SYSMON]).files
-            assert (outcome.status, outcome.loaded) == ("ingested", 358)
-            _INTACT["e"] = read_events(store.root).sort_values("source_line").reset_index(
+            [outcome] = ingest(store, [path]).files
+            assert outcome.status == "ingested" and outcome.loaded == outcome.read
+            _INTACT[path] = read_events(store.root).sort_values("source_line").reset_index(
                 drop=True)
-    return _INTACT["e"]
+    return _INTACT[path]
+
+
+def cut_warning(chunk: int) -> str:
+    """The parse warning of a record recovered from a cut chunk."""
+    return (f"from a cut chunk (EVTX chunk {chunk} at offset 0x{at(chunk):x}): its checksum "
+            "could not be verified")
 
 
 def ingest_damaged(tmp_path: Path, data: bytes, name: str = "damaged.evtx",
@@ -99,9 +108,11 @@ def ingest_damaged(tmp_path: Path, data: bytes, name: str = "damaged.evtx",
 
 def check_stored(outcome: Any, manifest: pd.DataFrame, events: pd.DataFrame,
                  rejects: pd.DataFrame, loaded_records: list[int], rejected_lines: list[int],
-                 reasons: set[str], warnings: list[str]) -> None:
-    """The store holds exactly the records of the intact chunks, one reject per lost
-    record, and a manifest row that adds up and says what was lost."""
+                 reasons: set[str], warnings: list[str], recovered: list[int] | None = None,
+                 cut_chunk: int = 0, intact: Path = SYSMON) -> None:
+    """The store holds exactly the records of the intact chunks (and the ``recovered``
+    records of the cut chunk ``cut_chunk``, which differ only by their parse warning), one
+    reject per lost record, and a manifest row that adds up and says what was lost."""
     assert outcome.status == "ingested"
     [row] = manifest.to_dict("records")
     assert row["status"] == "ingested"
@@ -114,11 +125,17 @@ def check_stored(outcome: Any, manifest: pd.DataFrame, events: pd.DataFrame,
     assert (outcome.read, outcome.loaded, outcome.rejected) == (
         row["records_read"], row["records_loaded"], row["records_rejected"])
     # the events: those of the intact chunks, as from the undamaged file
-    ref = intact_events()
+    ref = intact_events(intact)
     ref = ref[ref["source_line"].isin(loaded_records)].reset_index(drop=True)
+    if recovered:
+        assert set(recovered) <= set(loaded_records)
+        cut = ref["source_line"].isin(recovered)
+        assert ref.loc[cut, "parse_warning"].isna().all()  # none in the intact file
+        ref.loc[cut, "parse_warning"] = cut_warning(cut_chunk)
     got = events.sort_values("source_line").reset_index(drop=True)
     assert got["source_line"].tolist() == loaded_records
-    assert got["win_record_id"].tolist() == [FIRST_ID + n - 1 for n in loaded_records]
+    first_id = FIRST_ID if intact == SYSMON else int(intact_events(intact)["win_record_id"][0])
+    assert got["win_record_id"].tolist() == [first_id + n - 1 for n in loaded_records]
     same = [c for c in ref.columns if c not in ("source_file", "ingest_id")]
     pd.testing.assert_frame_equal(got[same], ref[same], check_dtype=False)
     # the rejects: one per lost record, where it was and why
@@ -139,27 +156,78 @@ def test_intact_fixture_layout() -> None:
 
 
 def test_cut_in_half_inside_the_last_chunk(tmp_path: Path) -> None:
-    """Cut at 0x88800, 30 KiB into chunk 8: chunks 0–7 (336 records) load, chunk 8's 22
-    records (17 of them complete before the cut, but the chunk cannot be verified) are
-    rejects; none vanish."""
+    """Cut at 0x88800, 30 KiB into chunk 8: chunks 0–7 (336 records) load, and so do the
+    17 records of chunk 8 that lie whole before the cut (337–353, ending at 29,896; with a
+    parse warning, as its checksum cannot be verified); record 354 straddles the cut, so
+    it and the 4 after it (its header names 22) are rejects; none vanish."""
     data = DATA[: len(DATA) // 2]
     assert len(data) == 0x88800
-    reason = ("EVTX chunk 8 at offset 0x81000: records 337–358 unreadable: the file ends "
-              "30,720 bytes into the chunk, before the end of its records at 37,880")
+    reason = ("EVTX chunk 8 at offset 0x81000: records 354–358 unreadable: the file ends "
+              "30,720 bytes into the chunk, before the end of its records at 37,880 "
+              "(records 337–353, complete before the cut, were read)")
     outcome, manifest, events, rejects = ingest_damaged(tmp_path, data)
-    assert (outcome.read, outcome.loaded, outcome.rejected) == (358, 336, 22)
-    check_stored(outcome, manifest, events, rejects, records_of(*range(8)),
-                 list(range(337, 359)), {reason}, [f"{reason} (22 rejects)"])
+    assert (outcome.read, outcome.loaded, outcome.rejected) == (358, 353, 5)
+    check_stored(outcome, manifest, events, rejects, list(range(1, 354)),
+                 list(range(354, 359)), {reason}, [f"{reason} (5 rejects)"],
+                 recovered=list(range(337, 354)), cut_chunk=8)
+
+
+def test_cut_layout_names_the_complete_records() -> None:
+    with open(SYSMON, "rb") as fh:
+        whole = scan(fh).chunks[8]
+    assert whole.intact and whole.salvage is None
+    layout = scan(io.BytesIO(DATA[: len(DATA) // 2]))
+    chunk = layout.chunks[-1]
+    assert (chunk.number, chunk.size, chunk.intact, chunk.first, chunk.last) == (
+        8, 30_720, False, 337, 358)
+    salvage = chunk.salvage
+    assert salvage is not None and salvage.recovered and salvage.intact
+    assert (salvage.first, salvage.last, salvage.first_id, salvage.last_id, salvage.size) == (
+        337, 353, FIRST_ID + 336, FIRST_ID + 352, 29_896)
 
 
 def test_cut_in_the_middle_of_a_middle_chunk(tmp_path: Path) -> None:
+    """32 KiB of chunk 4: its 19 whole records (164–182) load, its other 24 are rejects."""
     data = DATA[: at(4) + 0x8000]
-    reason = ("EVTX chunk 4 at offset 0x41000: records 164–206 unreadable: the file ends "
-              "32,768 bytes into the chunk, before the end of its records at 65,096")
+    reason = ("EVTX chunk 4 at offset 0x41000: records 183–206 unreadable: the file ends "
+              "32,768 bytes into the chunk, before the end of its records at 65,096 "
+              "(records 164–182, complete before the cut, were read)")
     outcome, manifest, events, rejects = ingest_damaged(tmp_path, data)
-    assert (outcome.read, outcome.loaded, outcome.rejected) == (206, 163, 43)
-    check_stored(outcome, manifest, events, rejects, records_of(0, 1, 2, 3),
-                 list(range(164, 207)), {reason}, [f"{reason} (43 rejects)"])
+    assert (outcome.read, outcome.loaded, outcome.rejected) == (206, 182, 24)
+    check_stored(outcome, manifest, events, rejects, list(range(1, 183)),
+                 list(range(183, 207)), {reason}, [f"{reason} (24 rejects)"],
+                 recovered=list(range(164, 183)), cut_chunk=4)
+
+
+# chunk 8 of the fixture: record 353 ends at 29,896, record 354 (2,000 bytes) at 31,896
+@pytest.mark.parametrize("cut", [29_896, 29_897, 29_896 + 24, 29_896 + 28, 31_896 - 4,
+                                 31_896 - 1, 31_896])
+def test_a_record_straddling_the_cut_is_never_loaded(cut: int, tmp_path: Path) -> None:
+    """Cuts from the end of record 353 to the end of record 354: every byte of 354 but the
+    last is not enough (its header, its size copy, its data are checked); only when it
+    is whole is it loaded."""
+    whole = 354 if cut >= 31_896 else 353
+    outcome, _, events, rejects = ingest_damaged(tmp_path, DATA[: at(8) + cut])
+    assert (outcome.status, outcome.read, outcome.loaded, outcome.rejected) == (
+        "ingested", 358, whole, 358 - whole)
+    assert sorted(events["source_line"]) == list(range(1, whole + 1))
+    assert sorted(rejects["source_line"]) == list(range(whole + 1, 359))
+    ref = intact_events()
+    assert set(events["event_uid"]) == set(ref[ref["source_line"] <= whole]["event_uid"])
+
+
+def test_a_bad_size_copy_stops_the_recovery(tmp_path: Path) -> None:
+    """In the half file, the size copy at the end of record 350 (at 24,236 in chunk 8) is
+    changed: the records from 350 on are not trusted, the 13 before it load."""
+    data = overwrite(DATA[: len(DATA) // 2], at(8) + 24_240 - 4, struct.pack("<I", 1559))
+    reason = ("EVTX chunk 8 at offset 0x81000: records 350–358 unreadable: the file ends "
+              "30,720 bytes into the chunk, before the end of its records at 37,880 "
+              "(records 337–349, complete before the cut, were read)")
+    outcome, manifest, events, rejects = ingest_damaged(tmp_path, data)
+    assert (outcome.read, outcome.loaded, outcome.rejected) == (358, 349, 9)
+    check_stored(outcome, manifest, events, rejects, list(range(1, 350)),
+                 list(range(350, 359)), {reason}, [f"{reason} (9 rejects)"],
+                 recovered=list(range(337, 350)), cut_chunk=8)
 
 
 def test_cut_inside_a_chunk_header(tmp_path: Path) -> None:
@@ -221,28 +289,42 @@ def test_damaged_file_header_still_finds_the_chunks(damage: str, tmp_path: Path)
                  [warning, SLACK])
 
 
-@pytest.mark.parametrize(("path", "records", "cut", "end"),
-                         [(SYSMON, 41, 30_000, 64_232), (PSEXEC, 15, 10_000, 15_880)])
-def test_cut_inside_the_first_chunk_fails_the_file(path: Path, records: int, cut: int,
-                                                   end: int, tmp_path: Path) -> None:
-    """No intact chunk: nothing can be read, the file fails and says where and why; the
-    records the chunk header says it held are counted as rejects, kept with the file's
-    manifest row."""
+@pytest.mark.parametrize(("path", "records", "cut", "end", "whole"),
+                         [(SYSMON, 41, 30_000, 64_232, 16), (PSEXEC, 15, 10_000, 15_880, 7)])
+def test_cut_inside_the_first_chunk_loads_its_complete_records(
+        path: Path, records: int, cut: int, end: int, whole: int, tmp_path: Path) -> None:
+    """The file ends inside its first chunk: the records whole before the cut load (with
+    the cut-chunk warning) and the file is ingested; the others the chunk header names
+    are rejects."""
     data = path.read_bytes()[: 0x1000 + cut]
+    reason = (f"EVTX chunk 0 at offset 0x1000: records {whole + 1}–{records} unreadable: the "
+              f"file ends {cut:,} bytes into the chunk, before the end of its records at "
+              f"{end:,} (records 1–{whole}, complete before the cut, were read)")
     outcome, manifest, events, rejects = ingest_damaged(tmp_path, data)
     assert (outcome.status, outcome.read, outcome.loaded, outcome.rejected) == (
-        "failed", records, 0, records)
-    assert outcome.message == (
-        "EVTX file without an intact chunk, no record could be read: EVTX chunk 0 at offset "
-        f"0x1000: records 1–{records} unreadable: the file ends {cut:,} bytes into the "
-        f"chunk, before the end of its records at {end:,}")
-    assert (len(manifest), len(events), len(rejects)) == (1, 0, records)
+        "ingested", records, whole, records - whole)
+    check_stored(outcome, manifest, events, rejects, list(range(1, whole + 1)),
+                 list(range(whole + 1, records + 1)), {reason},
+                 [f"{reason} ({records - whole} rejects)"],
+                 recovered=list(range(1, whole + 1)), intact=path)
+
+
+def test_cut_inside_the_first_record_fails_the_file(tmp_path: Path) -> None:
+    """The file ends 600 bytes into chunk 0, inside its first record (3,672 bytes): no
+    record is whole, nothing can be read, the file fails and says where and why; the 41
+    records the chunk header names are counted as rejects, kept with the manifest row."""
+    outcome, manifest, events, rejects = ingest_damaged(tmp_path, DATA[: 0x1000 + 600])
+    reason = ("EVTX chunk 0 at offset 0x1000: records 1–41 unreadable: the file ends 600 "
+              "bytes into the chunk, before the end of its records at 64,232")
+    assert (outcome.status, outcome.read, outcome.loaded, outcome.rejected) == (
+        "failed", 41, 0, 41)
+    assert outcome.message == ("EVTX file without an intact chunk, no record could be read: "
+                               f"{reason}")
+    assert (len(manifest), len(events), len(rejects)) == (1, 0, 41)
     assert list(manifest["status"]) == ["failed"]
-    assert list(manifest["records_rejected"]) == [records]
-    assert list(rejects["source_line"]) == list(range(1, records + 1))
-    assert set(rejects["reason"]) == {
-        f"EVTX chunk 0 at offset 0x1000: records 1–{records} unreadable: the file ends "
-        f"{cut:,} bytes into the chunk, before the end of its records at {end:,}"}
+    assert list(manifest["records_rejected"]) == [41]
+    assert list(rejects["source_line"]) == list(range(1, 42))
+    assert set(rejects["reason"]) == {reason}
 
 
 def test_garbage_chunk_in_the_middle(tmp_path: Path) -> None:

@@ -13,6 +13,13 @@ checks both checksums, so a damaged file is known chunk by chunk before anything
 - a chunk with a signature but a damaged header, bad record data or cut by the end of the
   file loses its records; how many is read from its own header when that header is intact,
   else from the record numbers of the chunks around it;
+- a chunk **cut** by the end of the file inside its records, whose header is intact, still
+  holds its records up to the cut: :func:`scan` walks their framing (the ``**\0\0``
+  signature, the size and its copy at the record's end, the EventRecordID in sequence) and
+  :func:`plan` hands the complete ones to the parser as a chunk of their own
+  (:func:`recovered`: the header rewritten to end at the last complete record, zeros after
+  it); only the records after the last complete one are lost. Its data checksum cannot be
+  verified (the data is cut), which its records say;
 - a chunk without a signature is unused space (exports of a live log end in such slack)
   unless the record numbers of the chunks around it show records missing there (a chunk
   overwritten in the middle of a file).
@@ -58,6 +65,10 @@ class Chunk:
         first, last: its first and last record number, when its header can be trusted.
         first_id, last_id: its first and last EventRecordID, likewise.
         problem: why it cannot be parsed; None for an intact chunk.
+        salvage: for a chunk cut inside its records (header intact), its records that lie
+            whole before the cut, as a chunk of their own (:func:`recovered`); None if none.
+        header: a replacement for the chunk's 512-byte header, set by :func:`recovered`
+            only: this chunk is the complete records of a cut chunk, ``size`` their end.
     """
 
     number: int
@@ -69,6 +80,8 @@ class Chunk:
     first_id: int | None = None
     last_id: int | None = None
     problem: str | None = None
+    salvage: Chunk | None = None
+    header: bytes | None = None
 
     @property
     def intact(self) -> bool:
@@ -82,6 +95,11 @@ class Chunk:
     @property
     def count(self) -> int:
         return 0 if self.first is None or self.last is None else self.last - self.first + 1
+
+    @property
+    def recovered(self) -> bool:
+        """The complete records of a cut chunk (see :func:`recovered`)."""
+        return self.header is not None
 
 
 @dataclass(slots=True)
@@ -159,6 +177,9 @@ def _check_chunk(chunk: Chunk, head: bytes, fh: BinaryIO) -> None:
     if free > chunk.size:
         chunk.problem = (f"the file ends {chunk.size:,} bytes into the chunk, before the end "
                          f"of its records at {free:,}")
+        if not empty:
+            fh.seek(chunk.offset)
+            chunk.salvage = recovered(chunk, fh.read(chunk.size))
         return
     if checked:
         fh.seek(chunk.offset + CHUNK_HEADER)
@@ -166,6 +187,51 @@ def _check_chunk(chunk: Chunk, head: bytes, fh: BinaryIO) -> None:
         if computed != data_crc:
             chunk.problem = (f"chunk data checksum mismatch (stored 0x{data_crc:08x}, "
                              f"computed 0x{computed:08x})")
+
+
+RECORD_MAGIC = b"**\x00\x00"
+RECORD_HEADER = 24  # signature, size, EventRecordID, time; Binary XML follows
+_MIN_RECORD = RECORD_HEADER + 4 + 1  # the header, at least a byte of Binary XML, the size copy
+
+
+def complete_records(data: bytes, first_id: int, last_id: int) -> tuple[int, int, int] | None:
+    """The records that lie whole in the bytes a cut chunk still has (``data``, from the
+    chunk's start): walked from offset 512 by their framing — the ``**\\0\\0`` signature,
+    the size, the size copy in the last 4 bytes and the EventRecordID, which must be the
+    next in the chunk's range. The walk stops at the first record that fails, or whose end
+    is past the cut. Returns (how many, the offset of the last one, the end of the last
+    one), or None when not one is whole."""
+    at, count, last_at = CHUNK_HEADER, 0, 0
+    while at + _MIN_RECORD <= len(data) and first_id + count <= last_id:
+        if data[at:at + 4] != RECORD_MAGIC:
+            break
+        size, record_id = struct.unpack_from("<IQ", data, at + 4)
+        if size < _MIN_RECORD or at + size > len(data) or record_id != first_id + count \
+                or _u32(data, at + size - 4) != size:
+            break
+        count, last_at, at = count + 1, at, at + size
+    return (count, last_at, at) if count else None
+
+
+def recovered(chunk: Chunk, data: bytes) -> Chunk | None:
+    """The complete records of a cut chunk (``data``: the bytes of it the file holds) as a
+    chunk of their own, or None when not one is whole. Its header names only them (last
+    record number and id, the last record's offset, the free space at its end, both
+    checksums recomputed) and :class:`Spliced` reads zeros after them, so the parser reads
+    exactly these records."""
+    assert chunk.first is not None and chunk.first_id is not None and chunk.last_id is not None
+    found = complete_records(data, chunk.first_id, chunk.last_id)
+    if found is None:
+        return None
+    count, last_at, end = found
+    last, last_id = chunk.first + count - 1, chunk.first_id + count - 1
+    head = bytearray(data[:CHUNK_HEADER])
+    struct.pack_into("<Q", head, 16, last)
+    struct.pack_into("<Q", head, 32, last_id)
+    struct.pack_into("<III", head, 44, last_at, end, zlib.crc32(data[CHUNK_HEADER:end]))
+    struct.pack_into("<I", head, 124, zlib.crc32(head[128:], zlib.crc32(head[:120])))
+    return Chunk(chunk.number, chunk.offset, end, True, chunk.first, last, chunk.first_id,
+                 last_id, header=bytes(head))
 
 
 def scan(fh: BinaryIO) -> Layout:
@@ -206,18 +272,21 @@ def _problems(chunks: list[Chunk]) -> str:
     return "; ".join(seen)
 
 
-def _loss(chunks: list[Chunk], first: int | None, last: int | None) -> Loss:
+def _loss(chunks: list[Chunk], first: int | None, last: int | None, note: str = "") -> Loss:
     what = (_records(first, last) if first is not None and last is not None
             else "an unknown number of records")
     count = None if first is None or last is None else last - first + 1
-    return Loss(count, f"{where(chunks)}: {what} unreadable: {_problems(chunks)}", chunks)
+    return Loss(count, f"{where(chunks)}: {what} unreadable: {_problems(chunks)}{note}",
+                chunks)
 
 
 def plan(layout: Layout) -> tuple[list[list[Chunk] | Loss], list[Chunk]]:
     """The parts of the file in order — runs of intact chunks to parse and the losses
     between them — and the signature-less chunks that lost nothing (slack, a warning).
 
-    A damaged chunk whose header survived loses the records its header names. The records
+    A damaged chunk whose header survived loses the records its header names, but one cut
+    inside its records loses only those after its last complete one: its complete records
+    are parsed (its ``salvage``, in a run like an intact chunk). The records
     of signature-less chunks and of chunks with a damaged header are the record numbers
     missing between the nearest chunks around them that name theirs; numbers that do not
     rise (a log that wrapped around) or more than the chunks could hold leave the count
@@ -227,19 +296,31 @@ def plan(layout: Layout) -> tuple[list[list[Chunk] | Loss], list[Chunk]]:
     chunks = layout.chunks
     parts: list[list[Chunk] | Loss] = []
     slack: list[Chunk] = []
+
+    def parse(c: Chunk) -> None:
+        if parts and isinstance(parts[-1], list):
+            parts[-1].append(c)
+        else:
+            parts.append([c])
+
     i = 0
     while i < len(chunks):
         c = chunks[i]
         if c.intact:
-            if parts and isinstance(parts[-1], list):
-                parts[-1].append(c)
-            else:
-                parts.append([c])
+            parse(c)
             i += 1
             continue
         if c.known:  # damaged, but its header names its records
             assert c.first is not None and c.last is not None
-            parts.append(_loss([c], c.first, c.last))
+            if c.salvage is not None:  # cut: the records before the cut are read
+                assert c.salvage.last is not None
+                parse(c.salvage)
+                if c.salvage.last < c.last:
+                    parts.append(_loss([c], c.salvage.last + 1, c.last, (
+                        f" ({_records(c.first, c.salvage.last)}, complete before the cut, "
+                        "were read)")))
+            else:
+                parts.append(_loss([c], c.first, c.last))
             i += 1
             continue
         j = i  # a stretch of chunks that do not name their records
@@ -279,7 +360,9 @@ def file_header(chunks: int, next_id: int) -> bytes:
 class Spliced(io.RawIOBase):
     """A read-only file made of a new file header followed by chunks of another file (in
     their order), each padded with zeros to 64 KiB if the file ends inside its unused
-    space. Reads go to the underlying file: memory stays flat whatever the run's size."""
+    space. A recovered chunk (the complete records of a cut one) is read with its rewritten
+    header and zeros from the end of its last complete record. Reads go to the underlying
+    file: memory stays flat whatever the run's size."""
 
     def __init__(self, fh: BinaryIO, chunks: list[Chunk]) -> None:
         super().__init__()
@@ -314,7 +397,9 @@ class Spliced(io.RawIOBase):
                 k, within = divmod(pos - FILE_HEADER, CHUNK)
                 chunk = self._chunks[k]
                 want = min(len(view) - done, CHUNK - within)
-                if within < chunk.size:
+                if chunk.header is not None and within < CHUNK_HEADER:
+                    piece = chunk.header[within:within + want]
+                elif within < chunk.size:
                     self._fh.seek(chunk.offset + within)
                     piece = self._fh.read(min(want, chunk.size - within))
                     if not piece:  # the file shrank under us: zeros rather than a loop

@@ -3,14 +3,18 @@
 The chunk layout is checked first (:mod:`loaders.windows_events.evtx_layout`): only intact
 chunks (signature, header and data checksums, all their data in the file) are parsed, a run
 of them at a time, so a truncated or damaged file still yields every record of its intact
-chunks with the same text as the undamaged file. The records of damaged, cut or overwritten
-chunks are counted from the chunk headers (theirs, or the record numbers around them) and
-become one reject per lost record, whose reason names the chunk, its offset, the record
-numbers and the damage; each damaged stretch is also a file warning. Chunks without a
-signature where no record is missing are unused space (exports of a live log often end in
-such slack): one file warning. A file with no intact chunk fails with the reason. Any
-other parse error is a damaged record and becomes a reject, and records the parser does
-not return for an intact chunk (its header says how many there are) are rejects too.
+chunks with the same text as the undamaged file. A chunk cut by the end of the file inside
+its records, whose header is intact, keeps the records that lie whole before the cut
+(their framing is checked; a record that straddles the cut is never read): they are parsed
+and carry a warning (the chunk's checksum could not be verified), and only the records
+after them are lost. The records of damaged, cut or overwritten chunks are counted from
+the chunk headers (theirs, or the record numbers around them) and become one reject per
+lost record, whose reason names the chunk, its offset, the record numbers and the damage;
+each damaged stretch is also a file warning. Chunks without a signature where no record is
+missing are unused space (exports of a live log often end in such slack): one file warning.
+A file with no chunk to parse fails with the reason. Any other parse error is a damaged
+record and becomes a reject, and records the parser does not return for an intact chunk
+(its header says how many there are) are rejects too.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class EvtxRecord:
         error: why it could not be read.
         attested: an error for a record whose existence the file's structure attests (a
             record of a damaged chunk): not a sign of input in another format.
+        warning: a record read from a cut chunk: what to say about it (a parse warning).
     """
 
     index: int
@@ -66,6 +71,7 @@ class EvtxRecord:
     header_time: Any = None
     error: str | None = None
     attested: bool = False
+    warning: str | None = None
 
 
 def is_evtx(head: bytes) -> bool:
@@ -96,8 +102,9 @@ def iter_evtx(target: Any, warnings: list[str], parse: bool = True) -> Iterator[
             (the vectorized path parses many records at once).
 
     Raises:
-        FormatError: the file holds no intact chunk, so no record can be read (after the
-            records its chunk headers say were lost, as rejects).
+        FormatError: the file holds no intact chunk and no complete record of a cut one, so
+            no record can be read (after the records its chunk headers say were lost, as
+            rejects).
     """
     with ExitStack() as stack:
         if isinstance(target, str | os.PathLike):
@@ -108,7 +115,7 @@ def iter_evtx(target: Any, warnings: list[str], parse: bool = True) -> Iterator[
         parts, slack = plan(layout)
         losses = [p for p in parts if isinstance(p, Loss)]
         pos = [0]  # the index of the last record (read or lost), shared with the parts
-        if not layout.intact:  # the lost records are counted, then the file fails
+        if len(losses) == len(parts):  # the lost records are counted, then the file fails
             for loss in losses:
                 for _ in range(1 if loss.count is None else loss.count):
                     pos[0] += 1
@@ -242,12 +249,19 @@ def _parse_run(target: Any, run: list[Chunk], pos: list[int], parse: bool,
             if j is not None:  # the parser moved on to a later chunk
                 yield from account(j)
                 k = j
+        warning = None
+        if run[k].recovered:  # only the records framed whole before the cut, once
+            if not isinstance(rid, int) or not _holds(run[k], rid) or seen[k] >= run[k].count:
+                continue
+            warning = f"from a cut chunk ({where([run[k]])}): its checksum could not be verified"
         seen[k] += 1
         pos[0] += 1
         if parse:
-            yield decode(pos[0], rec["data"], rec.get("timestamp"))
+            out = decode(pos[0], rec["data"], rec.get("timestamp"))
         else:
-            yield EvtxRecord(pos[0], rec["data"], None, rec.get("timestamp"))
+            out = EvtxRecord(pos[0], rec["data"], None, rec.get("timestamp"))
+        out.warning = warning
+        yield out
     yield from account(len(run))
 
 

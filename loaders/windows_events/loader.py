@@ -194,6 +194,10 @@ class WindowsEventsLoader(JsonLoader):
                 batch, end = _evtx_collect(records, src)
                 mapped = (map_batch([r.text for r in batch], [r.index for r in batch])
                           if end is not _STOP and len(batch) >= min_rows else None)
+                if mapped is not None and any(r.warning for r in batch):
+                    # a record with a warning of its own takes the per-record path
+                    mapped = (mapped[0], [ok and not r.warning
+                                          for ok, r in zip(mapped[1], batch, strict=True)])
             if end is _STOP:  # the run saw too many bad records in a row
                 return
             yield from self._evtx_batch(batch, mapped, src)
@@ -229,7 +233,13 @@ class WindowsEventsLoader(JsonLoader):
             start = end
 
     def _evtx_item(self, rec: EvtxRecord) -> Item:
-        """One record through the per-record path."""
+        """One record through the per-record path (with its own warning, if any)."""
+        item = self._evtx_decoded(rec)
+        if rec.warning and isinstance(item, Parsed):
+            item.warnings = [*(item.warnings or []), rec.warning]
+        return item
+
+    def _evtx_decoded(self, rec: EvtxRecord) -> Item:
         rec = decode(rec.index, rec.text, rec.header_time)
         if rec.error is not None:
             return Reject(rec.index, rec.error, rec.text)
