@@ -334,14 +334,14 @@ def test_recovered_members_are_checked_and_refused_like_any(tmp_path: Path) -> N
         ("crc.zip!b.log", "failed", 0, 0,
          "damaged member: CRC-32 mismatch (the data is corrupted)"),
         ("crc.zip!c.log", "failed", 0, 0, "damaged member: the archive ends inside it"),
-        ("crc.zip", "failed", 0, 0, _LOST + "1 member recovered from their local headers; "
+        ("crc.zip", "failed", 0, 0, _LOST + "1 member recovered from its local header; "
          "the archive ends inside member c.log"),
         ("mixed.zip!secret.log", "refused", 0, 0, "refused member: encrypted"),
         ("mixed.zip!b.bz2.log", "refused", 0, 0, "refused member: compression method 12, "
          "which cannot be read without the central directory"),
         ("mixed.zip!../up.log", "refused", 0, 0, "refused member: path traversal (..)"),
         ("mixed.zip!d.log", "ingested", 5, 5, ""),
-        ("mixed.zip", "failed", 0, 0, _LOST + "1 member recovered from their local headers; "
+        ("mixed.zip", "failed", 0, 0, _LOST + "1 member recovered from its local header; "
          "the archive ends after member d.log, where its central directory should be"),
         ("stored-descriptor.zip!e.log", "refused", 0, 0, "refused member: stored with a data "
          "descriptor, which cannot be read without the central directory"),
@@ -498,8 +498,8 @@ def test_bomb_in_a_truncated_zip_is_refused_by_the_ratio(
             max_ratio=100, ratio_floor=4 * MiB, max_total_bytes=32 * MiB))
         assert _outcomes(report, tmp_path)[1:] == [
             ("bomb.zip!zeros.bin", "refused", 0, 0, report.files[1].message),
-            ("bomb.zip", "failed", 0, 0, _LOST + "1 member recovered from their local "
-             "headers; refused the rest of the archive after member zeros.bin: skipping its "
+            ("bomb.zip", "failed", 0, 0, _LOST + "1 member recovered from its local "
+             "header; refused the rest of the archive after member zeros.bin: skipping its "
              "data would pass the total size cap (33,554,432 bytes)")]
     print(f"zip bomb without central directory ({layout}): peak {disk['peak']:,} bytes on "
           f"disk, ratio floor {4 * MiB:,}")

@@ -16,6 +16,15 @@ and every archive nested in it, each byte counted once.
 A damaged archive never raises: a damaged zip member is one failed member (the others are
 read), a damaged tar is one failed outcome for the archive that names the member where it
 broke, after the members read before the damage were handed over.
+
+A zip whose central directory cannot be read (a copy that stopped early) is read from its
+local headers, one after the other from the start of the file: each stored or deflated
+member is delimited by its own data (the end of its deflate stream, or the stored size of
+its local header), then its data descriptor if it has one, and read through the same capped
+path as any member (CRC-32 checked when its local header or descriptor gives it). What
+cannot be delimited (stored with a data descriptor; encrypted or another method with a data
+descriptor) is refused and ends the walk; the member the file ends inside fails; the archive
+is one failed outcome saying how many members were recovered and where the walk ended.
 """
 
 from __future__ import annotations
@@ -536,9 +545,9 @@ class _Zip:
                 break
             assert self._data is not None and self._data.end is not None
             pos = self._data.end
-        n = f"{recovered} member{'' if recovered == 1 else 's'}"
-        self.failed = (f"zip archive without its central directory (truncated?): {n} "
-                       f"recovered from their local headers; {why}")
+        n = ("1 member recovered from its local header" if recovered == 1 else
+             f"{recovered} members recovered from their local headers")
+        self.failed = f"zip archive without its central directory (truncated?): {n}; {why}"
 
     def _skip(self, entry: _Entry, data: _ZipData | None, name: str) -> str | None:
         """Inflate the rest of a deflated member, to find where it ends, charging the budget
