@@ -202,8 +202,9 @@ class ArchiveLimits:
         max_member_bytes: largest uncompressed member accepted.
         max_total_bytes: largest number of bytes taken out of one input, the archives nested
             in it included, each byte counted once: members written to the temp dir (a nested
-            archive and then its members), and in tar archives the data of refused members,
-            which must be decompressed to be skipped.
+            archive and then its members), and in tar archives (and zips read without their
+            central directory) the data of refused members, which must be decompressed to be
+            skipped.
         max_ratio: compression ratio (bytes written over compressed bytes actually consumed)
             beyond which, past ``ratio_floor`` bytes, a member is a decompression bomb.
         ratio_floor: members smaller than this are never ratio-checked.

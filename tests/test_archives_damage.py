@@ -219,19 +219,167 @@ def _zip(path: Path, members: list[tuple[str, bytes]],
             zf.writestr(zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)), data, method)
 
 
-def test_truncated_zip_is_one_failed_input(tmp_path: Path) -> None:
+class _Pipe(io.RawIOBase):
+    """A write-only stream that cannot seek: zipfile writes each member's sizes and CRC-32
+    in a data descriptor after its data (flag bit 3), zeros in its local header."""
+
+    def __init__(self) -> None:
+        self.data = io.BytesIO()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return self.data.write(b)
+
+
+def _piped_zip(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, "w", method) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            with zf.open(info, "w") as fh:
+                fh.write(data)
+    return pipe.data.getvalue()
+
+
+def _local_header(data: bytes, name: str) -> int:
+    """Offset of the local header of member ``name``."""
+    return next(i for i in _local_headers(data)
+                if data[i + 30: i + 30 + len(name)] == name.encode())
+
+
+def _local_headers(data: bytes) -> list[int]:
+    out, at = [], data.find(b"PK\x03\x04")
+    while at >= 0:
+        out.append(at)
+        at = data.find(b"PK\x03\x04", at + 4)
+    return out
+
+
+_ABC = [("a.log", A.read_bytes()), ("b.log", B.read_bytes()), ("c.log", C.read_bytes())]
+_LOST = "zip archive without its central directory (truncated?): "
+
+
+@pytest.mark.parametrize("layout", ["deflate", "deflate-descriptor", "stored"])
+def test_truncated_zip_recovers_the_members_before_the_cut(tmp_path: Path, layout: str) -> None:
     whole = tmp_path / "whole.zip"
-    _zip(whole, [("a.log", A.read_bytes()), ("b.log", B.read_bytes())])
-    cut = tmp_path / "cut.zip"
-    cut.write_bytes(whole.read_bytes()[:-40])  # the end of the central directory is gone
-    after = tmp_path / "after.log"
-    after.write_bytes(C.read_bytes())
-    report = ingest(Store(tmp_path / "store"), [cut, after])
+    if layout == "deflate-descriptor":
+        whole.write_bytes(_piped_zip(_ABC))
+        with zipfile.ZipFile(whole) as zf:
+            assert [i.flag_bits & 0x8 for i in zf.infolist()] == [8, 8, 8]
+    else:
+        _zip(whole, _ABC, zipfile.ZIP_STORED if layout == "stored" else zipfile.ZIP_DEFLATED)
+    data = whole.read_bytes()
+    c_at = _local_header(data, "c.log")
+    cases = {
+        # a copy that stopped inside c.log's data: a.log and b.log are whole
+        "in-data": (c_at + 30 + 5 + 100, [("a", 9, 9), ("b", 32, 31)],
+                    [("c.log", "failed", "damaged member: the archive ends inside it")],
+                    "2 members recovered from their local headers; the archive ends inside "
+                    "member c.log"),
+        "in-header": (c_at + 20, [("a", 9, 9), ("b", 32, 31)], [],
+                      "2 members recovered from their local headers; the archive ends inside "
+                      "the local header after member b.log"),
+        # every member is there, the end of the central directory is not
+        "in-directory": (len(data) - 40, [("a", 9, 9), ("b", 32, 31), ("c", 7, 7)], [],
+                         "3 members recovered from their local headers; its central "
+                         "directory after member c.log is cut or damaged"),
+    }
+    for case, (cut, kept, lost, message) in cases.items():
+        path = tmp_path / f"{case}.zip"
+        path.write_bytes(data[:cut])
+        report = ingest(Store(tmp_path / f"store-{case}"), [path])
+        want = [(f"{case}.zip!{n}.log", "ingested", r, lo, "") for n, r, lo in kept]
+        want += [(f"{case}.zip!{n}", st, 0, 0, m) for n, st, m in lost]
+        want.append((f"{case}.zip", "failed", 0, 0, _LOST + message))
+        assert _outcomes(report, tmp_path) == want, case
+        assert report.files[-1].size == path.stat().st_size
+        assert not report.ok
+        _assert_adds_up(report)
+        stored = read_events(tmp_path / f"store-{case}", columns=["source_file"])
+        assert len(stored) == sum(lo for _, _, lo in kept)
+
+
+def test_recovered_members_are_checked_and_refused_like_any(tmp_path: Path) -> None:
+    """Without the central directory: a CRC-32 mismatch fails its member only (the data
+    delimits itself), an encrypted or bzip2 member with sizes in its local header is refused
+    and stepped over, unsafe names are refused, and a stored member with a data descriptor
+    (whose end cannot be found) is refused and ends the walk."""
+    piped = bytearray(_piped_zip([("a.log", A.read_bytes()), ("b.log", B.read_bytes()),
+                                  ("c.log", C.read_bytes())]))
+    b_at = _local_header(bytes(piped), "c.log")
+    # b.log's data descriptor: its CRC-32 (after the signature) no longer matches
+    desc = bytes(piped).rindex(b"PK\x07\x08", 0, b_at)
+    piped[desc + 4] ^= 0xFF
+    crc = tmp_path / "crc.zip"
+    crc.write_bytes(bytes(piped[: b_at + 200]))
+    mixed = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(mixed, "w") as zf:
+        zf.writestr("secret.log", A.read_bytes(), zipfile.ZIP_STORED)
+        zf.writestr("b.bz2.log", B.read_bytes(), zipfile.ZIP_BZIP2)
+        zf.writestr("../up.log", C.read_bytes(), zipfile.ZIP_DEFLATED)
+        zf.writestr("d.log", D.read_bytes(), zipfile.ZIP_DEFLATED)
+    data = bytearray(mixed.read_bytes())
+    data[6] |= 0x1  # secret.log's local header: encrypted
+    mixed.write_bytes(bytes(data[: data.index(b"PK\x01\x02")]))
+    stored = tmp_path / "stored-descriptor.zip"
+    piped_stored = _piped_zip([("e.log", E.read_bytes()), ("a.log", A.read_bytes())],
+                              zipfile.ZIP_STORED)
+    stored.write_bytes(piped_stored[: piped_stored.index(b"PK\x01\x02")])
+    report = ingest(Store(tmp_path / "store"), [crc, mixed, stored])
     assert _outcomes(report, tmp_path) == [
-        ("cut.zip", "failed", 0, 0,
-         "damaged zip archive: cannot read its central directory (File is not a zip file)"),
-        ("after.log", "ingested", 7, 7, ""),
+        ("crc.zip!a.log", "ingested", 9, 9, ""),
+        ("crc.zip!b.log", "failed", 0, 0,
+         "damaged member: CRC-32 mismatch (the data is corrupted)"),
+        ("crc.zip!c.log", "failed", 0, 0, "damaged member: the archive ends inside it"),
+        ("crc.zip", "failed", 0, 0, _LOST + "1 member recovered from its local header; "
+         "the archive ends inside member c.log"),
+        ("mixed.zip!secret.log", "refused", 0, 0, "refused member: encrypted"),
+        ("mixed.zip!b.bz2.log", "refused", 0, 0, "refused member: compression method 12, "
+         "which cannot be read without the central directory"),
+        ("mixed.zip!../up.log", "refused", 0, 0, "refused member: path traversal (..)"),
+        ("mixed.zip!d.log", "ingested", 5, 5, ""),
+        ("mixed.zip", "failed", 0, 0, _LOST + "1 member recovered from its local header; "
+         "the archive ends after member d.log, where its central directory should be"),
+        ("stored-descriptor.zip!e.log", "refused", 0, 0, "refused member: stored with a data "
+         "descriptor, which cannot be read without the central directory"),
+        ("stored-descriptor.zip", "failed", 0, 0, _LOST + "0 members recovered from their "
+         "local headers; member e.log (stored with a data descriptor) cannot be delimited "
+         "without the central directory; the rest of the archive is not read"),
     ]
+    _assert_adds_up(report)
+
+
+def test_truncated_zip_among_other_inputs(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "1-first.log").write_bytes(D.read_bytes())
+    data = _piped_zip(_ABC)
+    (evidence / "2-cut.zip").write_bytes(data[: _local_header(data, "c.log") + 300])
+    (evidence / "3-last.log").write_bytes(E.read_bytes())
+    report = ingest(Store(tmp_path / "store"), [evidence])
+    message = _LOST + ("2 members recovered from their local headers; the archive ends inside "
+                       "member c.log")
+    assert _outcomes(report, evidence) == [
+        ("1-first.log", "ingested", 5, 5, ""),
+        ("2-cut.zip!a.log", "ingested", 9, 9, ""),
+        ("2-cut.zip!b.log", "ingested", 32, 31, ""),
+        ("2-cut.zip!c.log", "failed", 0, 0, "damaged member: the archive ends inside it"),
+        ("2-cut.zip", "failed", 0, 0, message),
+        ("3-last.log", "ingested", 4, 3, ""),
+    ]
+    _assert_adds_up(report)
+    out = subprocess.run([sys.executable, "-m", "analysis.cli", "ingest", str(evidence),
+                          "--store", str(tmp_path / "cli-store")], cwd=ROOT, text=True,
+                         capture_output=True, timeout=300, env={**os.environ})
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "some files failed" in out.stderr
+    assert "6 files: 4 ingested, 0 stopped, 0 skipped, 0 refused, 2 failed" in out.stdout
+    assert "records: 50 read = 48 loaded + 2 rejected + 0 duplicate" in out.stdout
+    assert message in out.stdout
 
 
 def test_zip_with_a_corrupted_member_keeps_the_others(tmp_path: Path) -> None:
@@ -315,6 +463,46 @@ def test_zip_header_overstating_the_compressed_size_does_not_hide_a_bomb(
     assert bomb.message.endswith(" compressed; decompression bomb?)")
     assert disk["peak"] == 4 * MiB  # the floor: nothing past it was written
     print(f"zip bomb: peak {disk['peak']:,} bytes on disk, ratio floor {4 * MiB:,}")
+
+
+@pytest.mark.parametrize("layout", ["sizes", "descriptor"])
+def test_bomb_in_a_truncated_zip_is_refused_by_the_ratio(
+        tmp_path: Path, disk: dict[str, int], layout: str) -> None:
+    """Recovered from local headers, a bomb is refused by the same ratio check; the walk
+    steps over it (by its stored compressed size, or by inflating the rest of its stream
+    without writing it, charged to the budget) to the members after it."""
+    members = [("a.log", A.read_bytes()), ("zeros.bin", b"\0" * (64 * MiB)),
+               ("b.log", B.read_bytes()), ("c.log", C.read_bytes())]
+    if layout == "descriptor":
+        data = _piped_zip(members)
+    else:
+        _zip(tmp_path / "whole.zip", members)
+        data = (tmp_path / "whole.zip").read_bytes()
+    path = tmp_path / "bomb.zip"
+    path.write_bytes(data[: _local_header(data, "c.log") + 100])
+    report = ingest(Store(tmp_path / "store"), [path],
+                    options=_opts(max_ratio=100, ratio_floor=4 * MiB))
+    assert _outcomes(report, tmp_path) == [
+        ("bomb.zip!a.log", "ingested", 9, 9, ""),
+        ("bomb.zip!zeros.bin", "refused", 0, 0, report.files[1].message),
+        ("bomb.zip!b.log", "ingested", 32, 31, ""),
+        ("bomb.zip!c.log", "failed", 0, 0, "damaged member: the archive ends inside it"),
+        ("bomb.zip", "failed", 0, 0, _LOST + "2 members recovered from their local headers; "
+         "the archive ends inside member c.log"),
+    ]
+    assert report.files[1].message.startswith(
+        "refused member: compression ratio above 100:1 (5,242,880 bytes from ")
+    assert disk["peak"] == 4 * MiB  # the floor: nothing past it was written
+    if layout == "descriptor":  # stepping over it inflates the rest: within the budget only
+        report = ingest(Store(tmp_path / "store2"), [path], options=_opts(
+            max_ratio=100, ratio_floor=4 * MiB, max_total_bytes=32 * MiB))
+        assert _outcomes(report, tmp_path)[1:] == [
+            ("bomb.zip!zeros.bin", "refused", 0, 0, report.files[1].message),
+            ("bomb.zip", "failed", 0, 0, _LOST + "1 member recovered from its local "
+             "header; refused the rest of the archive after member zeros.bin: skipping its "
+             "data would pass the total size cap (33,554,432 bytes)")]
+    print(f"zip bomb without central directory ({layout}): peak {disk['peak']:,} bytes on "
+          f"disk, ratio floor {4 * MiB:,}")
 
 
 class _Zeros(io.RawIOBase):
@@ -527,17 +715,21 @@ def test_every_archive_outcome_is_in_the_summary_and_adds_up(tmp_path: Path) -> 
         ("4-cut.tar.gz!e.log", "ingested", 4, 3, ""),
         ("4-cut.tar.gz", "failed", 0, 0,
          "damaged tar.gz archive in member more.log: unexpected end of data"),
-        ("5-cut.zip", "failed", 0, 0,
-         "damaged zip archive: cannot read its central directory (File is not a zip file)"),
+        ("5-cut.zip!b.log", "skipped", 0, 0,
+         f"same content as {evidence}/2-good.zip!b.log in this run"),
+        ("5-cut.zip!notes.txt", "skipped", 0, 0,
+         f"same content as {evidence}/2-good.zip!notes.txt in this run"),
+        ("5-cut.zip", "failed", 0, 0, _LOST + "2 members recovered from their local headers; "
+         "its central directory after member notes.txt is cut or damaged"),
     ]
     assert report.totals() == {"read": 52, "loaded": 50, "rejected": 2, "duplicate": 0,
-                               "ingested": 4, "stopped": 0, "failed": 3, "skipped": 1,
+                               "ingested": 4, "stopped": 0, "failed": 3, "skipped": 3,
                                "refused": 1}
     _assert_adds_up(report)
     out = io.StringIO()
     print_ingest_summary(report, out)
     text = out.getvalue()
-    assert "9 files: 4 ingested, 0 stopped, 1 skipped, 1 refused, 3 failed" in text
+    assert "11 files: 4 ingested, 0 stopped, 3 skipped, 1 refused, 3 failed" in text
     assert "records: 52 read = 50 loaded + 2 rejected + 0 duplicate" in text
     for f in report.files:
         assert f.path in text and f.message in text
@@ -565,7 +757,7 @@ def test_iter_archive_never_raises_on_garbage(tmp_path: Path) -> None:
             got = list(_iter(path, kind, tmp))
             for item in got:
                 if isinstance(item, archives.Refused) and item.status == "failed":
-                    assert item.reason.startswith(("damaged ", "cannot ")), item.reason
+                    assert item.reason.startswith(("damaged ", "cannot ", _LOST)), item.reason
             assert not any(tmp.iterdir())
             path.unlink()
 

@@ -16,6 +16,15 @@ and every archive nested in it, each byte counted once.
 A damaged archive never raises: a damaged zip member is one failed member (the others are
 read), a damaged tar is one failed outcome for the archive that names the member where it
 broke, after the members read before the damage were handed over.
+
+A zip whose central directory cannot be read (a copy that stopped early) is read from its
+local headers, one after the other from the start of the file: each stored or deflated
+member is delimited by its own data (the end of its deflate stream, or the stored size of
+its local header), then its data descriptor if it has one, and read through the same capped
+path as any member (CRC-32 checked when its local header or descriptor gives it). What
+cannot be delimited (stored with a data descriptor; encrypted or another method with a data
+descriptor) is refused and ends the walk; the member the file ends inside fails; the archive
+is one failed outcome saying how many members were recovered and where the walk ended.
 """
 
 from __future__ import annotations
@@ -157,7 +166,7 @@ def iter_archive(
     """
     if budget is None:
         budget = _Budget(limits.max_total_bytes)
-    archive: _Zip | _Tar = _Zip(file) if kind == "zip" else _Tar(file, budget)
+    archive: _Zip | _Tar = _Zip(file, budget) if kind == "zip" else _Tar(file, budget)
     label = archive.label
 
     def damaged(where: str, why: str) -> Refused:
@@ -217,7 +226,9 @@ def iter_archive(
             else:
                 yield member
             target.unlink(missing_ok=True)
-        if archive.damage:
+        if archive.failed:
+            yield Refused(file.display, archive.failed, "failed", file.size)
+        elif archive.damage:
             after = f" after member {last}" if last is not None else " before its first member"
             yield damaged(after, archive.damage)
         elif archive.stopped:
@@ -239,49 +250,92 @@ class _CountingFile(io.FileIO):
         self.bytes_read += len(data or b"")
         return data or b""
 
+    def pread(self, pos: int, n: int) -> bytes:
+        self.seek(pos)
+        return self.read(n)
+
+
+class _Cut(_Damage):
+    """The file ends inside the member's data (or its data descriptor)."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where a zip member's data is and what its headers say of it: from the central
+    directory, or from its local header alone (``None``: not known before its data ends)."""
+
+    offset: int  # of its local header
+    method: int
+    compress_size: int | None
+    file_size: int | None
+    crc: int | None
+    descriptor: bool = False  # a data descriptor follows the data (flag bit 3)
+
+    @classmethod
+    def of(cls, info: zipfile.ZipInfo) -> _Entry:
+        return cls(info.header_offset, info.compress_type, info.compress_size,
+                   info.file_size, info.CRC)
+
+
+_DESCRIPTOR_SIG = b"PK\x07\x08"
+
 
 class _ZipData(_Data):
     """A stored or deflated member, read from the archive's bytes: the data ends where its
     deflate stream ends (or, stored, after its declared size), never past the end of the
-    file; more data than the central directory declares, a short stream or a CRC-32 mismatch
-    is damage."""
+    file; more data than its header declares, a short stream or a CRC-32 mismatch is damage.
+    After a data descriptor member's data, the descriptor is read and must match it.
+    ``end`` is the offset after the member (its descriptor included) once its data ended."""
 
-    def __init__(self, fh: _CountingFile, info: zipfile.ZipInfo) -> None:
+    def __init__(self, fh: _CountingFile, entry: _Entry,
+                 cut: str = "unexpected end of data") -> None:
         self._fh = fh
-        self._info = info
-        end = os.fstat(fh.fileno()).st_size
-        fh.seek(info.header_offset)
-        local = fh.read(30)
+        self._e = entry
+        self._cut = cut
+        self.end: int | None = None
+        self.done = False  # every byte read and verified
+        self._error: _Damage | None = None  # a damage raised once is raised again
+        size = os.fstat(fh.fileno()).st_size
+        local = fh.pread(entry.offset, 30)
         if len(local) < 30 or local[:4] != b"PK\x03\x04":
-            raise _Damage(f"no local header at offset {info.header_offset:,}")
+            raise _Damage(f"no local header at offset {entry.offset:,}")
         name_len = int.from_bytes(local[26:28], "little")
         extra_len = int.from_bytes(local[28:30], "little")
-        self._pos = info.header_offset + 30 + name_len + extra_len
-        self._left = max(0, end - self._pos)  # compressed bytes the file still holds
-        if info.compress_type == zipfile.ZIP_STORED:
-            if info.compress_size > self._left:
-                raise _Damage("unexpected end of data")
-            self._left = info.compress_size
-        self._d = (zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED
-                   else None)
+        self._start = self._pos = entry.offset + 30 + name_len + extra_len
+        self._size = size
+        self._left = max(0, size - self._pos)  # compressed bytes the file still holds
+        if entry.method == zipfile.ZIP_STORED:
+            assert entry.compress_size is not None  # stored needs its size (refused if not)
+            if entry.compress_size > self._left:
+                raise _Cut(cut)
+            self._left = entry.compress_size
+        self._d = zlib.decompressobj(-15) if entry.method == zipfile.ZIP_DEFLATED else None
         self._in = b""
         self._out = 0
         self._crc = 0
 
     def _feed(self) -> bytes:
         if not self._in and self._left:
-            self._fh.seek(self._pos)
-            self._in = self._fh.read(min(_IN_CHUNK, self._left))
+            self._in = self._fh.pread(self._pos, min(_IN_CHUNK, self._left))
             self._pos += len(self._in)
             self._left = self._left - len(self._in) if self._in else 0
         return self._in
 
     def read(self, n: int) -> bytes:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._read(n)
+        except _Damage as exc:
+            self._error = exc
+            raise
+
+    def _read(self, n: int) -> bytes:
         while True:
             data = self._feed()
             if self._d is None:  # stored
-                if not data and self._out < self._info.compress_size:
-                    raise _Damage("unexpected end of data")
+                if not data and self._out < (self._e.compress_size or 0):
+                    raise _Cut(self._cut)
                 out, self._in = data[:n], data[n:]
                 self.consumed += len(out)
             elif self._d.eof:
@@ -295,22 +349,54 @@ class _ZipData(_Data):
                 self.consumed += len(data) - len(rest)
                 self._in = b"" if self._d.eof else rest
                 if not out and not data and not self._d.eof:
-                    raise _Damage("unexpected end of data")
+                    raise _Cut(self._cut)
             if out:
                 self._out += len(out)
-                if self._out > self._info.file_size:
-                    raise _Damage(f"more data than the {self._info.file_size:,} bytes its "
+                if self._e.file_size is not None and self._out > self._e.file_size:
+                    raise _Damage(f"more data than the {self._e.file_size:,} bytes its "
                                   "header declares")
                 self._crc = zlib.crc32(out, self._crc)
                 return out
             if self._d is not None and not self._d.eof:
                 continue
-            if self._out != self._info.file_size:
-                raise _Damage(f"{self._out:,} bytes, its header declares "
-                              f"{self._info.file_size:,}")
-            if self._crc != self._info.CRC:
+            if self.done:
+                return b""
+            crc, size = self._e.crc, self._e.file_size
+            self.end = self._start + self.consumed
+            if self._e.descriptor:
+                crc, size = self._descriptor()
+            if size is not None and self._out != size:
+                raise _Damage(f"{self._out:,} bytes, its header declares {size:,}")
+            if crc is not None and self._crc != crc:
                 raise _Damage("CRC-32 mismatch (the data is corrupted)")
+            self.done = True
             return b""
+
+    def _descriptor(self) -> tuple[int, int]:
+        """The CRC-32 and size from the data descriptor after the data, which must record the
+        sizes actually read (with or without its signature, 32- or 64-bit sizes); ``end``
+        moves past it."""
+        assert self.end is not None
+        raw = self._fh.pread(self.end, 24)
+        forms = [(4, 4), (4, 8)] if raw[:4] == _DESCRIPTOR_SIG else []
+        forms += [(0, 4), (0, 8)]
+        short = False
+        for sig, width in forms:
+            need = sig + 4 + 2 * width
+            if len(raw) < need:
+                short = True
+                continue
+            crc = int.from_bytes(raw[sig: sig + 4], "little")
+            csize = int.from_bytes(raw[sig + 4: sig + 4 + width], "little")
+            usize = int.from_bytes(raw[sig + 4 + width: need], "little")
+            mask = (1 << (8 * width)) - 1
+            if csize == self.consumed & mask and usize == self._out & mask:
+                self.end += need
+                return crc, self._out
+        self.end = None
+        if short:
+            raise _Cut(self._cut)
+        raise _Damage("its data descriptor does not match its data")
 
 
 class _ZipOther(_Data):
@@ -337,25 +423,35 @@ class _ZipOther(_Data):
         return out
 
 
+_CENTRAL_SIGS = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06")  # directory, its end (zip64)
+
+
 class _Zip:
     label = "zip"
 
-    def __init__(self, file: InputFile) -> None:
+    def __init__(self, file: InputFile, budget: _Budget) -> None:
         self.file = file
+        self.budget = budget
         self.damage: str | None = None
         self.stopped: str | None = None
+        self.failed: str | None = None  # the archive's own outcome, a whole message
         self._fh: _CountingFile | None = None
         self._zf: zipfile.ZipFile | None = None
+        self._data: _ZipData | None = None  # the member being recovered, once opened
 
     def start(self) -> None:
         try:
             self._fh = _CountingFile(self.file.path, "r")
             self._zf = zipfile.ZipFile(cast(BinaryIO, self._fh))
         except Exception as exc:  # BadZipFile, OSError, ValueError...: hostile directory
+            if self._fh is not None and self._fh.pread(0, 4) == b"PK\x03\x04":
+                return  # members() recovers the members from their local headers
             raise _Damage(f"cannot read its central directory ({exc})") from None
 
     def members(self) -> Iterator[_Member]:
-        assert self._zf is not None
+        if self._zf is None:
+            yield from self._recover()
+            return
         for info in self._zf.infolist():
             if info.is_dir():
                 continue
@@ -367,11 +463,124 @@ class _Zip:
                 refusal = "refused member: encrypted"
             yield _Member(info.filename, info.file_size, refusal, self, info)
 
+    def _recover(self) -> Iterator[_Member]:
+        """Without a central directory: the members from their local headers, one after the
+        other from the start of the file, each delimited by its own data (the end of its
+        deflate stream, its stored size), then its data descriptor if it has one. Ends at
+        the first thing that is not a local header, and says why in ``failed``."""
+        assert self._fh is not None
+        fh, end, pos = self._fh, os.fstat(self._fh.fileno()).st_size, 0
+        recovered, last = 0, None
+        while True:
+            after = f" after member {last}" if last is not None else ""
+            cut_header = ("the archive ends inside its first local header" if last is None
+                          else f"the archive ends inside the local header{after}")
+            head = fh.pread(pos, 30)
+            if not head:
+                why = f"the archive ends{after}, where its central directory should be"
+                break
+            if head[:4] in _CENTRAL_SIGS:
+                why = f"its central directory{after} is cut or damaged"
+                break
+            if len(head) < 30 and b"PK\x03\x04".startswith(head[:4]):
+                why = cut_header
+                break
+            if head[:4] != b"PK\x03\x04":
+                why = (f"no local header at offset {pos:,}{after} (damaged data); the rest "
+                       "of the archive is not read")
+                break
+            flags, method = (int.from_bytes(head[i: i + 2], "little") for i in (6, 8))
+            crc, csize, usize = (int.from_bytes(head[i: i + 4], "little") for i in (14, 18, 22))
+            name_len, extra_len = (int.from_bytes(head[i: i + 2], "little") for i in (26, 28))
+            raw = fh.pread(pos + 30, name_len + extra_len)
+            if len(raw) < name_len + extra_len:
+                why = cut_header
+                break
+            name = raw[:name_len].decode("utf-8" if flags & 0x800 else "cp437",
+                                         errors="replace").split("\0")[0]
+            descriptor = bool(flags & 0x8)
+            if not descriptor and 0xFFFFFFFF in (csize, usize):
+                usize, csize = _zip64_sizes(raw[name_len:], usize, csize)
+            entry = _Entry(pos, method, None if descriptor else csize,
+                           None if descriptor else usize, None if descriptor else crc,
+                           descriptor)
+            kind = None  # what keeps it from being read here, if anything
+            if flags & 0x1:
+                kind = "encrypted"
+            elif method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                kind = f"compression method {method}"
+            elif method == zipfile.ZIP_STORED and descriptor:
+                kind = "stored with a data descriptor"
+            refusal = None
+            if kind == "encrypted":
+                refusal = "refused member: encrypted"
+            elif kind is not None:
+                refusal = (f"refused member: {kind}, which cannot be read without the central "
+                           "directory")
+            last = name
+            self._data = None
+            if not name.endswith("/"):  # a directory
+                yield _Member(name, entry.file_size or 0, refusal, self, entry)
+            data = self._data
+            if data is not None and data.done:
+                recovered += 1
+            if data is not None and data.end is not None:
+                pos = data.end
+                continue
+            # not read to its end (refused, failed, a directory): find where it ends
+            if not descriptor:
+                start = pos + 30 + name_len + extra_len
+                if start + csize > end:
+                    why = f"the archive ends inside member {name}"
+                    break
+                pos = start + csize
+                continue
+            if kind is not None:
+                why = (f"member {name} ({kind}) cannot be delimited without the central "
+                       "directory; the rest of the archive is not read")
+                break
+            ended = self._skip(entry, data, name)
+            if ended is not None:
+                why = ended
+                break
+            assert self._data is not None and self._data.end is not None
+            pos = self._data.end
+        n = ("1 member recovered from its local header" if recovered == 1 else
+             f"{recovered} members recovered from their local headers")
+        self.failed = f"zip archive without its central directory (truncated?): {n}; {why}"
+
+    def _skip(self, entry: _Entry, data: _ZipData | None, name: str) -> str | None:
+        """Inflate the rest of a deflated member, to find where it ends, charging the budget
+        for what is decompressed; why the walk ends, or None."""
+        assert self._fh is not None
+        try:
+            if data is None:
+                data = self._data = _ZipData(self._fh, entry, "the archive ends inside it")
+            while True:
+                block = data.read(_CHUNK)
+                if not block:
+                    break
+                if len(block) > self.budget.left:
+                    return (f"refused the rest of the archive after member {name}: skipping "
+                            f"its data would pass the total size cap ({self.budget.total:,} "
+                            "bytes)")
+                self.budget.left -= len(block)
+        except _Cut:
+            return f"the archive ends inside member {name}"
+        except _Damage as exc:
+            if data is None or data.end is None:
+                return f"member {name} is damaged ({exc}); the rest of the archive is not read"
+        return None
+
     def open(self, m: _Member) -> _Data:
-        assert self._fh is not None and self._zf is not None
+        assert self._fh is not None
+        if isinstance(m.info, _Entry):  # recovered from its local header
+            self._data = _ZipData(self._fh, m.info, "the archive ends inside it")
+            return self._data
+        assert self._zf is not None
         info = cast(zipfile.ZipInfo, m.info)
         if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            return _ZipData(self._fh, info)
+            return _ZipData(self._fh, _Entry.of(info))
         return _ZipOther(self._fh, self._zf, info)
 
     def close(self) -> None:
@@ -379,6 +588,21 @@ class _Zip:
             self._zf.close()
         if self._fh is not None:
             self._fh.close()
+
+
+def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
+    """The sizes a local header's zip64 extra field holds for those marked 0xFFFFFFFF."""
+    while len(extra) >= 4:
+        tag, size = int.from_bytes(extra[:2], "little"), int.from_bytes(extra[2:4], "little")
+        body, extra = extra[4: 4 + size], extra[4 + size:]
+        if tag == 1:
+            sizes = [int.from_bytes(body[i: i + 8], "little") for i in range(0, len(body) - 7, 8)]
+            if usize == 0xFFFFFFFF and sizes:
+                usize = sizes.pop(0)
+            if csize == 0xFFFFFFFF and sizes:
+                csize = sizes.pop(0)
+            break
+    return usize, csize
 
 
 # --- tar -------------------------------------------------------------------------------
@@ -522,6 +746,7 @@ class _Tar:
         self.budget = budget
         self.damage: str | None = None
         self.stopped: str | None = None
+        self.failed: str | None = None  # never set: a damaged tar is ``damage``
         self._fh: BinaryIO | None = None
         self._tf: _TarFile | None = None
         self._src: _TarSource | None = None
