@@ -157,6 +157,10 @@ class Tuning:
             MAX)", by every reader alike — :meth:`Source.lines`, the JSON reader, the block
             readers of the JSON Lines, container log and auditd fast paths, the CSV reader.
             Tests use 1 KiB to put over-long lines in small fixtures.
+        max_value_chars: the largest JSON value the JSON reader holds (default 128 M
+            characters, :data:`~loaders.parsing.jsonreader.MAX_DOCUMENT_CHARS`): a larger one
+            is rejected, unless it is a list wrapper (``{"kind": "EventList", …, "items":
+            [``), whose records are then read one by one. Tests use a few KiB.
         dedupe_in_memory_rows: a staged day of at most this many events is de-duplicated
             against its stored partition in memory with Arrow (when the partition holds at
             most 2M ids), a larger one by DuckDB (:class:`loaders.store.store.Store`;
@@ -176,6 +180,7 @@ class Tuning:
     auditd_ahead_chunks: int = 4
     evtx_fast_min_rows: int = 128
     max_line_bytes: int = MAX_LINE_BYTES
+    max_value_chars: int = 128 * 1024 * 1024
     dedupe_in_memory_rows: int = 200_000
 
     def __post_init__(self) -> None:
@@ -316,7 +321,8 @@ class Source:
         one, each bounded, however long its lines (a minified export is one line)."""
         array = text_head(self.head).lstrip(" \t\r\n\x00").startswith("[")
         with self.binary() as fh:
-            reader = JsonReader(fh, self.head, max_line=None if array
+            reader = JsonReader(fh, self.head, self.options.tuning.max_value_chars,
+                                max_line=None if array
                                 else self.options.tuning.max_line_bytes)
             for record in reader:
                 if self.stopped:

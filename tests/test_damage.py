@@ -366,3 +366,45 @@ def test_a_minified_array_export_streams_past_the_line_bound(tmp_path: Path) -> 
     assert (got.counts.loaded, got.counts.rejected, got.counts.duplicate) == (
         whole.counts.loaded, whole.counts.rejected, whole.counts.duplicate)
     assert (got.counts.read, got.counts.loaded) == (len(records), 50)  # as the JSON Lines file
+
+
+def test_a_list_too_large_to_hold_is_read_item_by_item(tmp_path: Path) -> None:
+    """``kubectl get events -o json`` of a big cluster is one EventList object; past the
+    value bound it used to be one reject (every event lost); now its items are streamed,
+    each with its own line and text, exactly as when the list is small enough to hold."""
+    import json
+
+    from loaders.base import Tuning
+
+    items = [{"apiVersion": "v1", "kind": "Event", "metadata": {"name": f"pod-{i}.1",
+              "namespace": "default", "uid": f"uid-{i}", "resourceVersion": str(100 + i)},
+              "involvedObject": {"kind": "Pod", "name": f"pod-{i}", "namespace": "default"},
+              "reason": "Pulled", "message": f"image pulled {i}", "type": "Normal",
+              "count": 1, "firstTimestamp": f"2026-12-07T10:{i // 60:02d}:{i % 60:02d}Z",
+              "lastTimestamp": f"2026-12-07T10:{i // 60:02d}:{i % 60:02d}Z"}
+             for i in range(40)]
+    doc = {"apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": "9"},
+           "items": items}
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    held = loaders.load(path, format="k8s_events")
+    small = loaders.load(path, format="k8s_events",
+                         options=LoadOptions(tuning=Tuning(max_value_chars=2048)))
+    assert held.counts.loaded == small.counts.loaded == 40
+    assert small.counts.rejected == 0
+    cols = ["event_uid", "source_line", "raw", "timestamp", "message"]
+    assert small.events[cols].equals(held.events[cols])
+    assert any('holds its records in "items": they were read one by one' in w
+               for w in small.warnings)
+    # more fields after the array, and a cut file
+    doc2 = {"kind": "EventList", "items": items, "metadata": {"continue": ""}}
+    path.write_text(json.dumps(doc2, indent=2))
+    tail = loaders.load(path, format="k8s_events",
+                        options=LoadOptions(tuning=Tuning(max_value_chars=2048)))
+    assert (tail.counts.loaded, tail.counts.rejected) == (40, 0)
+    cut = path.read_text()[: len(path.read_text()) * 3 // 4]
+    path.write_text(cut)
+    partial = loaders.load(path, format="k8s_events",
+                           options=LoadOptions(tuning=Tuning(max_value_chars=2048)))
+    c = partial.counts
+    assert c.read == c.loaded + c.rejected and 25 <= c.loaded < 40 and c.rejected == 1

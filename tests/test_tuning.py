@@ -30,6 +30,7 @@ DEFAULTS = {
     "auditd_ahead_chunks": 4,
     "evtx_fast_min_rows": 128,
     "max_line_bytes": 64 << 20,
+    "max_value_chars": 128 << 20,
     "dedupe_in_memory_rows": 200_000,
 }
 

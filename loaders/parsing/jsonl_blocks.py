@@ -68,7 +68,7 @@ def read_rest(src: Source, blocks: Iterable[bytes | Line], first_line: int,
               map_value: MapValue) -> Iterator[Item]:
     """The shared reader's items from ``blocks`` (whole lines from a line start of the file,
     over-long lines as text-less :class:`Line` objects), numbered from ``first_line``."""
-    reader = JsonReader.of_lines(blocks, first_line)
+    reader = JsonReader.of_lines(blocks, first_line, src.options.tuning.max_value_chars)
     for rec in reader:
         if src.stopped:
             return

@@ -38,6 +38,11 @@ _WS_COMMA = re.compile(r"[ \t\r\n\x00,]*")
 _DECODER = json.JSONDecoder()
 _VALUE_START = frozenset('{["-0123456789tfn')
 _CHUNK = 1 << 20
+_STR = r'"(?:[^"\\]|\\.)*"'
+# the fields of a list wrapper before its records array (small values, one level of nesting)
+_WRAPPER = re.compile(
+    r"\{\s*(?:" + _STR + r"\s*:\s*(?:" + _STR + r"|[-+.\w]+|\{[^{}]*\}|\[[^\[\]{}]*\])"
+    r"\s*,\s*)*\"(items|events|records|Records|entries|data)\"\s*:\s*\[")
 
 Piece = str | Line  # whole lines of text, or a line too long to read (text None)
 
@@ -128,6 +133,7 @@ class JsonReader:
 
     def __iter__(self) -> Iterator[JsonRecord]:
         depth_array = False
+        wrapper = False  # the array is the records list of an object too large to hold
         while True:
             self._skip(_WS_COMMA if depth_array else _WS)
             if self._pos >= len(self._buf):
@@ -147,10 +153,58 @@ class JsonReader:
             if depth_array and ch == "]":
                 depth_array = False
                 self._advance(self._pos + 1)
+                if wrapper:
+                    wrapper = False
+                    self._close_wrapper()
                 continue
-            yield self._one_value()
+            record = self._one_value(wrapper_allowed=not depth_array)
+            if record is None:  # an object too large to hold: its records are streamed
+                depth_array = wrapper = True
+                continue
+            yield record
 
-    def _one_value(self) -> JsonRecord:
+    def _open_wrapper(self) -> bool:
+        """At an object over the value bound: when it is a list wrapper (``{"kind":
+        "EventList", "metadata": {..}, "items": [``), step into its records array so that
+        each record is read on its own, and say so."""
+        m = _WRAPPER.match(self._buf, self._pos)
+        if m is None:
+            return False
+        self.warnings.append(
+            f"a JSON object larger than {self._max:,} characters at line {self._line} holds "
+            f'its records in "{m.group(1)}": they were read one by one (the object\'s other '
+            "fields are not part of each record)")
+        self._advance(m.end())
+        return True
+
+    def _close_wrapper(self) -> None:
+        """Skip the rest of a list wrapper after its records array: ``}`` or more fields."""
+        while True:
+            self._skip(_WS)
+            if self._pos >= len(self._buf):
+                self.warnings.append("the object holding the records is never closed "
+                                     "(truncated file?)")
+                return
+            if self._buf[self._pos] == "}":
+                self._advance(self._pos + 1)
+                return
+            if self._buf[self._pos] == ",":
+                try:
+                    _, end = _DECODER.raw_decode("{" + self._buf[self._pos + 1:])
+                except (json.JSONDecodeError, RecursionError):
+                    if (not self._eof and len(self._buf) - self._pos < self._max
+                            and self._fill(_CHUNK)):
+                        continue
+                    self.warnings.append("the fields after the records array could not "
+                                         "be read")
+                    self._advance(len(self._buf))
+                    return
+                self._advance(self._pos + end)
+                return
+            self.warnings.append("unexpected text after the records array")
+            return
+
+    def _one_value(self, wrapper_allowed: bool = False) -> JsonRecord | None:
         start_line = self._line
         while True:
             try:
@@ -163,12 +217,17 @@ class JsonReader:
                 if (incomplete and not self._eof and held < self._max
                         and self._fill(min(max(held, _CHUNK), self._max - held))):
                     continue
+                if (incomplete and wrapper_allowed and held >= self._max
+                        and self._open_wrapper()):
+                    return None
                 line = start_line + self._buf.count("\n", self._pos, exc.pos)
                 msg = exc.msg.removesuffix(" at")  # "Invalid control character at"
                 return self._bad(start_line, f"invalid JSON: {msg} (at line {line})",
                                  exc.pos)
             except RecursionError:
                 return self._bad(start_line, "invalid JSON: nested too deeply")
+            if wrapper_allowed and end - self._pos > self._max and self._open_wrapper():
+                return None  # decoded whole only because it arrived in one piece
             text = self._buf[self._pos:end]
             self._advance(end)
             return JsonRecord(start_line, text, value)
