@@ -216,7 +216,8 @@ def iter_archive(
                 target.unlink(missing_ok=True)
                 yield Refused(display, f"cannot extract member: {exc}", "failed")
                 continue
-            member = InputFile(target, display, size, file.mtime)
+            member = InputFile(target, display, size, file.mtime,
+                               f"{file.resolved}!{m.name}" if file.resolved else "")
             nested = sniff_kind(target)
             if nested and depth < limits.max_depth:
                 yield from iter_archive(member, nested, tmpdir, limits, depth + 1, budget)

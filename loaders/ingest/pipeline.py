@@ -198,6 +198,7 @@ def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
     c = run.counts if counted else FileCounts()
     return {
         "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
+        "resolved_path": job.file.resolved or None,
         "size": job.file.size, "sha256": digest, "loader": loader,
         "status": status, "message": message or None,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
@@ -569,4 +570,5 @@ def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], 
                 continue
             owned = member.path.with_name(member.path.name + ".owned")
             os.replace(member.path, owned)
-            yield InputFile(owned, member.display, member.size, member.mtime), True
+            yield InputFile(owned, member.display, member.size, member.mtime,
+                            member.resolved), True

@@ -29,12 +29,16 @@ class InputFile:
         display: the name recorded as ``source_file``: the path given, or ``archive!member``.
         size: size on disk in bytes.
         mtime: modification time of the original file (epoch seconds), for year inference.
+        resolved: where the evidence is, whatever the working directory: the absolute,
+            resolved path of the file, or of the archive followed by ``!member`` (what
+            ``verify`` re-hashes; "" when not known).
     """
 
     path: Path
     display: str
     size: int
     mtime: float
+    resolved: str = ""
 
 
 class NotRegularFile(OSError):
@@ -60,7 +64,8 @@ def input_file(path: str | os.PathLike[str], display: str | None = None) -> Inpu
         via = " (through a symbolic link)" if p.is_symlink() else ""
         raise NotRegularFile(f"refused: {kind}{via}, not a regular file; reading it could "
                              "block or never end")
-    return InputFile(p, display if display is not None else str(p), st.st_size, st.st_mtime)
+    return InputFile(p, display if display is not None else str(p), st.st_size, st.st_mtime,
+                     str(p.resolve()))
 
 
 class _Counting(io.RawIOBase):

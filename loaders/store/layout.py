@@ -26,6 +26,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("ingest_id", pa.string()),
     ("file_seq", pa.int64()),
     ("path", pa.string()),
+    ("resolved_path", pa.string()),
     ("size", pa.int64()),
     ("sha256", pa.string()),
     ("loader", pa.string()),
@@ -70,6 +71,8 @@ class StagedRow(TypedDict):
     ingest_id: str
     file_seq: int
     path: str  # as shown: ``archive.zip!member`` for an archive member
+    # absolute and resolved at ingest (``/abs/archive.zip!member``); None in older stores
+    resolved_path: str | None
     size: int
     sha256: str
     loader: str

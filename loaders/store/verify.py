@@ -90,7 +90,10 @@ def _member_sha256(archive: Path, member: str) -> str | None:
 
 
 def _input_sha256(display: str) -> str | None:
-    """The current hash of an input, or None when it is no longer there."""
+    """The current hash of an input, or None when it is no longer there. A file whose own
+    name holds ``!`` is that file; otherwise ``archive!member`` is a member."""
+    if Path(display).is_file():
+        return sha256_file(Path(display))
     if "!" in display:
         archive, _, member = display.partition("!")
         if "!" in member or not Path(archive).is_file():
@@ -134,7 +137,8 @@ def verify_store(store: Store, *, check_inputs: bool = True) -> VerifyReport:
                     "rejects", row["rejects_file"], f"{n} rows stored, manifest says "
                     f"{row['records_rejected']} rejected"))
         if check_inputs:
-            current = _input_sha256(row["path"])
+            # the path resolved at ingest: the same file from any working directory
+            current = _input_sha256(row.get("resolved_path") or row["path"])
             if current is None:
                 report.inputs_absent += 1
             else:
