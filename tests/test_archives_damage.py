@@ -37,6 +37,18 @@ E = AUTH / "synthetic_rfc5424_auth.log"  # 4, 3, 1
 MiB = 1024 * 1024
 
 
+
+def _cli_ingest_fails(evidence: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    """``auditlens ingest`` of a folder holding a damaged archive: exit 1 saying some files
+    failed, never a traceback."""
+    out = subprocess.run([sys.executable, "-m", "analysis.cli", "ingest", str(evidence),
+                          "--store", str(store)], cwd=ROOT, text=True,
+                         capture_output=True, timeout=300, env={**os.environ})
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "some files failed" in out.stderr
+    return out
+
 def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
@@ -150,12 +162,7 @@ def test_truncated_tar_gz_between_two_good_files(tmp_path: Path) -> None:
         str(evidence / "1-first.log"): 9, str(evidence / "2-cut.tar.gz") + "!b.log": 31,
         str(evidence / "3-last.log"): 5}
     # the command: every good file ingested, exit 1 naming the damaged archive
-    out = subprocess.run([sys.executable, "-m", "analysis.cli", "ingest", str(evidence),
-                          "--store", str(tmp_path / "cli-store")], cwd=ROOT, text=True,
-                         capture_output=True, timeout=300, env={**os.environ})
-    assert out.returncode == 1
-    assert "Traceback" not in out.stderr
-    assert "some files failed" in out.stderr
+    out = _cli_ingest_fails(evidence, tmp_path / "cli-store")
     assert "4 files: 3 ingested, 0 stopped, 0 skipped, 0 refused, 1 failed" in out.stdout
     assert "records: 46 read = 45 loaded + 1 rejected + 0 duplicate" in out.stdout
     assert "damaged tar.gz archive in member c.log: unexpected end of data" in out.stdout
@@ -371,12 +378,7 @@ def test_truncated_zip_among_other_inputs(tmp_path: Path) -> None:
         ("3-last.log", "ingested", 4, 3, ""),
     ]
     _assert_adds_up(report)
-    out = subprocess.run([sys.executable, "-m", "analysis.cli", "ingest", str(evidence),
-                          "--store", str(tmp_path / "cli-store")], cwd=ROOT, text=True,
-                         capture_output=True, timeout=300, env={**os.environ})
-    assert out.returncode == 1
-    assert "Traceback" not in out.stderr
-    assert "some files failed" in out.stderr
+    out = _cli_ingest_fails(evidence, tmp_path / "cli-store")
     assert "6 files: 4 ingested, 0 stopped, 0 skipped, 0 refused, 2 failed" in out.stdout
     assert "records: 50 read = 48 loaded + 2 rejected + 0 duplicate" in out.stdout
     assert message in out.stdout

@@ -181,9 +181,11 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
         outcome.status = "failed"
         outcome.message = (f"{unstored}; nothing of the file was stored ({c.read:,} records "
                            "had been read)")
-        return _Staged(job, None, outcome) if not digest else _Staged(
-            job, Commit(_row(job, loader.name, "failed", outcome.message, run, digest,
-                             started, counted=False), {}, None), outcome)
+        if not digest:  # unreadable: no hash, so no manifest row
+            return _Staged(job, None, outcome)
+        row = _row(job, loader.name, "failed", outcome.message, run, digest, started,
+                   counted=False)
+        return _Staged(job, Commit(row, {}, None), outcome)
     outcome.read, outcome.rejected, outcome.duplicate = c.read, c.rejected, c.duplicate
     status: FileStatus = run.status if run.status != "ok" else "ingested"
     outcome.status = status

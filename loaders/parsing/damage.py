@@ -37,7 +37,6 @@ RESYNC_MIN_BYTES = 64  # detection needs at least this much text after a resync 
 _AT_LINE_START = re.compile(rb"\n((?:\x00|\xef\xbb\xbf)+)")
 # control characters that do not occur in text logs (tab, newline, CR, ESC and form feed do)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
 
 
 @dataclass(slots=True)
@@ -182,14 +181,12 @@ def looks_binary(text: str) -> bool:
 
 
 def binary_line(line: bytes) -> bool:
-    """:func:`looks_binary` for raw bytes."""
-    if _CONTROL_BYTES.search(line):
-        return True
+    """:func:`looks_binary` for raw bytes: not valid UTF-8, or holding those controls."""
     try:
-        line.decode("utf-8")
+        text = line.decode("utf-8")
     except UnicodeDecodeError:
         return True
-    return False
+    return _CONTROL.search(text) is not None
 
 
 def resync_offsets(head: bytes) -> Iterator[int]:
