@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from loaders.parsing.inputs import detect_encoding, open_binary
+
 BOM = codecs.BOM_UTF8
 EVTX_MAGIC = b"ElfFile\x00"
 MAX_NUL_RUNS = 10_000  # NUL runs remembered one by one; later ones are summed into the last
@@ -55,8 +57,6 @@ def scrubbable(head: bytes) -> bool:
     half its bytes)."""
     if head.startswith(EVTX_MAGIC) or head[0x1000:0x1008] == b"ElfChnk\x00":
         return False  # EVTX, also with a damaged file header
-    from loaders.parsing.inputs import detect_encoding
-
     return detect_encoding(head) == "utf-8"
 
 
@@ -222,8 +222,6 @@ def looks_like_text(head: bytes) -> bool:
 def read_scrubbed_head(path: Path, n: int) -> bytes:
     """The first ``n`` bytes of a file as its loader will see them (decompressed, scrubbed
     when text)."""
-    from loaders.parsing.inputs import open_binary
-
     with open_binary(path) as fh:
         head = fh.read(n)
         if not scrubbable(head):
