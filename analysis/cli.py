@@ -158,6 +158,10 @@ def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
     print(f"records: {t['read']:,} read = {t['loaded']:,} loaded + {t['rejected']:,} rejected "
           f"+ {t['duplicate']:,} duplicate", file=out)
     print(f"store: {safe(report.store)}  (ingest {report.ingest_id})", file=out)
+    if report.ledger_head:
+        print(f"ledger chain head: {report.ledger_head}  (keep it with the case notes; "
+              "`auditlens info --verify --head HASH` checks the store against it later)",
+              file=out)
     text = [f for f in report.files if f.unrecognised == "text"]
     if text:
         print(f"\nNOT LOADED: {len(text)} files look like text logs, but no loader "
@@ -185,10 +189,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 1
     info = store_summary(store)
     out = sys.stdout
+    head, entries = store.chain_head()
     print(f"store: {safe(args.store)}", file=out)
     print(f"events: {info['events']:,}   from {info['first']}   to {info['last']}", file=out)
     files = info["files"]
-    print(f"input files: {len(files)}   rejected records: {info['rejects']:,}\n", file=out)
+    print(f"input files: {len(files)}   rejected records: {info['rejects']:,}", file=out)
+    print(f"ledger: {entries} runs sealed; chain head {head}\n", file=out)
     by_day = info["by_source_day"]
     if len(by_day):
         per_source = by_day.groupby("source").agg(events=("events", "sum"),
@@ -219,9 +225,33 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("\nreject reasons:", file=out)
         _table([[r.source, f"{r.count:,}", r.reason] for r in reasons.head(20).itertuples()],
                ["source", "count", "reason"], out)
+    status = _print_damage(info, store, out)
     if args.verify:
-        return _verify(store, out)
-    return 0
+        return max(status, _verify(store, out, args.head))
+    return status
+
+
+def _print_damage(info: Any, store: Any, out: TextIO) -> int:
+    """The damage `info` found (still summarising the rest): 1 if any, else 0."""
+    from loaders.store.store import repair_hint
+
+    if not info["damaged"] and not info["manifest_damaged"]:
+        return 0
+    if info["manifest_damaged"]:
+        print(f"\nDAMAGED: {safe(info['manifest_damaged'])}", file=out)
+    if info["damaged"]:
+        print(f"\nDAMAGED: {len(info['damaged'])} stored files cannot be read; the counts "
+              "above leave them out:", file=out)
+        origin = {}
+        for r in info["files"].itertuples():
+            for rel in [*(r.parts if r.parts is not None else []), r.rejects_file]:
+                origin[rel] = r.path
+        for rel, why in info["damaged"]:
+            source = f" (from the input {safe(origin[rel])})" if rel in origin else ""
+            print(f"  {safe(rel)}{source}: {safe(why)}", file=out)
+        print(f"{repair_hint(store.root)}.", file=out)
+    print("auditlens: the store is damaged (listed above)", file=sys.stderr)
+    return 1
 
 
 def _note(message: object, limit: int = 120) -> str:
@@ -229,21 +259,90 @@ def _note(message: object, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _verify(store: Any, out: TextIO) -> int:
+def _verify(store: Any, out: TextIO, head: str | None = None) -> int:
     from loaders.store.verify import verify_store
 
-    report = verify_store(store)
+    report = verify_store(store, head=head)
     print(f"\nverify: {report.parts_checked} stored files checked, {report.inputs_checked} "
           f"inputs re-hashed ({report.inputs_absent} no longer present)", file=out)
+    print(f"verify: ledger of {report.entries} runs, chain head {report.head}; "
+          f"{report.rows_sealed} manifest rows as sealed"
+          + (f", {report.in_progress} of the ingest running now" if report.in_progress else ""),
+          file=out)
+    if head is not None and not any(p.path == "head" for p in report.problems):
+        print(f"verify: the head you kept is in the chain; {len(report.since_head)} runs "
+              "sealed since" + (":" if report.since_head else ""), file=out)
+        for line in report.since_head:
+            print(f"  {safe(line)}", file=out)
+    for note in report.notes:
+        print(f"note: {safe(note)}", file=out)
     for p in report.problems:
         print(f"PROBLEM {p.kind}: {safe(p.path)}: {safe(p.detail)}", file=out)
     if report.ok:
-        print("verify: OK, the store and the inputs present match the manifest", file=out)
+        print("verify: OK, the store, its ledger and the inputs present match the manifest",
+              file=out)
         return 0
     print(f"auditlens: verify found {len(report.problems)} problems; do not rely on the "
-          "files listed; re-ingest from the original evidence into a new store",
-          file=sys.stderr)
+          "files listed; `auditlens repair` quarantines damaged files, but evidence that was "
+          "altered must be re-ingested from the originals into a new store", file=sys.stderr)
     return 1
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from loaders.store.repair import repair
+    from loaders.store.store import Store, StoreBusy
+
+    store = Store(args.store)
+    if not store.exists():
+        print(f"auditlens: no store at {safe(args.store)}", file=sys.stderr)
+        return 1
+    try:
+        report = repair(store, dry_run=args.dry_run)
+    except StoreBusy as exc:
+        print(f"auditlens: {exc}", file=sys.stderr)
+        return 1
+    out = sys.stdout
+    would = "would be " if args.dry_run else ""
+    if not report.changed:
+        print("repair: nothing to do: every stored file reads and has its recorded SHA-256, "
+              "and the manifest reads", file=out)
+        return 0
+    if report.manifest_rebuilt:
+        print(f"repair: the manifest {would}rebuilt from the ledger "
+              f"({safe(report.manifest_problem)})", file=out)
+    for row in report.quarantined:
+        print(f"repair: {safe(row['path'])}: {safe(report.reasons[row['path']])}; its stored "
+              f"files {would}moved aside and its manifest row removed", file=out)
+    for rel in report.strays:
+        print(f"repair: {safe(rel)}: named by no manifest row; {would}moved aside", file=out)
+    if args.dry_run:
+        print("repair: --dry-run: nothing was changed", file=out)
+        return 0
+    print(f"repair: {len(report.moved)} files moved to {safe(report.quarantine)}; sealed in "
+          f"the ledger, chain head {report.ledger_head}", file=out)
+    if report.quarantined:
+        print("ingest these inputs again to restore what they held:", file=out)
+        for row in report.quarantined:
+            print(f"  {safe(row['resolved_path'] or row['path'])}", file=out)
+    return 0
+
+
+def _seal_report(store_dir: str | os.PathLike[str], path: Path, fmt: str, head: str) -> None:
+    """Record a written report in the store's ledger: its path, SHA-256 and the chain head
+    it quotes. A store that cannot be written (read-only evidence) is left as it is."""
+    from datetime import UTC, datetime
+
+    from loaders.store.store import Store, StoreBusy, StoreUnusable, sha256_file
+
+    store = Store(store_dir)
+    run = "report-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    try:
+        with store.write_lock(run):
+            store.seal("report", run, note={"path": str(path.resolve()), "format": fmt,
+                                            "sha256": sha256_file(path), "quotes_head": head})
+    except (StoreBusy, StoreUnusable) as exc:
+        print(f"auditlens: the report was not recorded in the store's ledger: {exc}",
+              file=sys.stderr)
 
 
 # --- detect ---------------------------------------------------------------------------
@@ -444,7 +543,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(report, fmt), encoding="utf-8")
+    _seal_report(args.store, out, fmt, report["chain_head"])
     print(f"report: {len(report['incidents'])} incidents; written to {safe(out)}")
+    print(f"store chain head quoted: {report['chain_head']}")
     for s in report["incidents"]:
         print(f"  {s['incident_id']}  {s['severity']:<8}  {safe(s['title'])}")
     return 0
@@ -480,6 +581,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for fmt in formats:
         path = out_dir / f"demo-report.{fmt}"
         path.write_text(render(report, fmt), encoding="utf-8")
+        _seal_report(store, path, fmt, report["chain_head"])
         paths.append(path)
     print(f"\nreport: {len(report['incidents'])} incidents")
     for s in report["incidents"]:
@@ -528,9 +630,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_store(sub.add_parser("info", help="counts per source and day, time range, "
                                   "input files and rejects"))
     p.add_argument("--verify", action="store_true",
-                   help="also check every stored file against its recorded SHA-256 and "
-                   "re-hash the original inputs that are still present")
+                   help="also check every stored file against its recorded SHA-256, the "
+                   "ledger's hash chain against the manifest, and re-hash the original "
+                   "inputs that are still present")
+    p.add_argument("--head", metavar="HASH", help="with --verify: a chain head kept outside "
+                   "the store (printed by ingest, info and reports) that must still be in "
+                   "the chain")
     p.set_defaults(func=cmd_info)
+
+    p = with_store(sub.add_parser(
+        "repair", help="quarantine damaged stored files, rebuild a damaged manifest",
+        description="Move every stored file of an input whose part or rejects file is "
+        "missing, unreadable or altered — and files no manifest row names — to "
+        "<store>/quarantine/<repair id>/, remove those inputs' manifest rows and say which "
+        "inputs to ingest again; rebuild a damaged manifest from the ledger. Nothing is "
+        "deleted; the repair is sealed in the ledger."))
+    p.add_argument("--dry-run", action="store_true", help="only say what would be done")
+    p.set_defaults(func=cmd_repair)
 
     p = with_store(sub.add_parser(
         "detect", help="run the detectors over the store and store their findings",
@@ -587,12 +703,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``auditlens`` console script."""
+    from loaders.store.store import Store, StoreDamaged, StoreUnusable
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "store", None) is not None:
+            Store(args.store).check_path()
         return int(args.func(args))
     except UsageError as exc:
         print(f"auditlens {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnusable as exc:
+        print(f"auditlens {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except StoreDamaged as exc:
+        print(f"auditlens {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:
+        where = f" in the store {args.store}" if getattr(args, "store", None) else ""
+        print(f"auditlens {args.command}: cannot read {exc.filename or 'a file'}{where}: "
+              "permission denied; run as a user who may read it, or copy the store",
+              file=sys.stderr)
         return 2
     except BrokenPipeError:  # piped into a command that stopped reading, e.g. `| head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -155,7 +155,7 @@ def save_run(store: str | os.PathLike[str], result: RunResult,
     run_id = run_id or new_run_id()
     data_dir, runs_dir = _dirs(store)
     s = Store(store)
-    with s.write_lock():
+    with s.write_lock(run_id):
         data_dir.mkdir(parents=True, exist_ok=True)
         runs_dir.mkdir(parents=True, exist_ok=True)
         _clean(data_dir, runs_dir)
@@ -175,6 +175,10 @@ def save_run(store: str | os.PathLike[str], result: RunResult,
         }
         _write_synced(pa.Table.from_pylist([record], schema=RUN_SCHEMA),
                       runs_dir / f"{run_id}.parquet")
+        # the ledger entry names the three files with their hashes (loaders.store.ledger)
+        s.seal("detect", run_id, files=[f"findings/{d}/{run_id}.parquet"
+                                        for d in ("data", "incidents", "runs")],
+               note={"findings": len(result.findings)})
     return run_id
 
 

@@ -96,8 +96,18 @@ def test_a_store_from_before_resolved_paths_still_verifies(
     ingest(store, ["evidence/auth.log"])
     old = pq.read_table(store.manifest_path).drop_columns(["resolved_path"])
     pq.write_table(old, store.manifest_path)
+    (store.root / "ledger.jsonl").unlink()  # an older store had no ledger either
     manifest = read_manifest(store)
     assert manifest["resolved_path"].isna().all()
     assert pa.types.is_string(store.read_manifest().schema.field("resolved_path").type)
     report = verify_store(store)
-    assert report.ok and report.inputs_checked == 1
+    assert [(p.kind, p.detail.split(":")[0]) for p in report.problems] == [
+        ("ledger", "missing")]
+    assert report.inputs_checked == 1
+    with store.write_lock():  # the first write by this version seals the old rows
+        pass
+    report = verify_store(store)
+    assert report.ok and report.inputs_checked == 1 and report.rows_sealed == 1
+    assert report.notes == [f"ledger entry 1 (ingest {manifest['ingest_id'][0]}) was sealed "
+                            "on the first write by a version with a ledger: the rows were "
+                            "written before the store had one"]

@@ -140,8 +140,9 @@ def build_report(store: str | os.PathLike[str], *, start: Any = None, end: Any =
         appendix = _appendix(con, store, incidents, run_row, manifest)
     finally:
         con.close()
-    from loaders.store.store import tool_version
+    from loaders.store.store import Store, tool_version
 
+    head, entries = Store(store).chain_head()
     return {
         "schema_version": SCHEMA_VERSION,
         "title": "Incident report",
@@ -151,6 +152,10 @@ def build_report(store: str | os.PathLike[str], *, start: Any = None, end: Any =
         "filters": {"start": _iso(s), "end": _iso(e), "principal": principal, "ip": ip,
                     "incident": incident, "window_hours": window.total_seconds() / 3600},
         "run_id": run_id,
+        # the store's ledger when the report was made: a copy kept in the case notes proves
+        # later that a store is this one (`auditlens info --verify --head HASH`)
+        "chain_head": head,
+        "ledger_entries": entries,
         "notes": notes,
         "summary": _summary(incidents, findings) + (
             [f"{len(incidents) - len(detailed)} more incidents are listed above but not told "

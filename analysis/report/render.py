@@ -98,7 +98,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# {e(report['title'])}", "",
              f"Generated at {e(report['generated_at'])} by auditlens "
              f"{e(report['tool_version'])} from the store {e(report['store'])} "
-             f"(detection run {e(report['run_id'])}).", ""]
+             f"(detection run {e(report['run_id'])}).", "",
+             f"Store ledger chain head: `{e(report['chain_head'])}` "
+             f"({report['ledger_entries']} entries); keep it with the case notes: "
+             "`auditlens info --verify --head HASH` proves later that a store is this one.",
+             ""]
     lines += [f"> {e(n)}" for n in report["notes"]] + ([""] if report["notes"] else [])
     lines += ["## Summary", ""] + [f"- {e(s)}" for s in report["summary"]] + [""]
     for s in report["incidents"]:

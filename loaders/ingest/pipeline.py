@@ -93,6 +93,7 @@ class IngestReport:
     ingest_id: str
     store: Path
     files: list[FileOutcome] = field(default_factory=list)
+    ledger_head: str = ""  # the store's chain head once this run was sealed
 
     def totals(self) -> IngestTotals:
         files = self.files
@@ -263,14 +264,17 @@ def ingest(
     options = options or LoadOptions()
     progress = progress or Progress()
     report = IngestReport(new_ingest_id(), store.root)
-    with store.write_lock():
+    with store.write_lock(report.ingest_id):
+        # the staging directory also marks the run as running: it goes only once the run
+        # is sealed, so recovery can tell an interrupted run's rows (Store.recover)
         staging = store.tmp_dir / report.ingest_id
         staging.mkdir(parents=True, exist_ok=True)
         try:
             _run(store, paths, format, max(1, jobs), options, progress, report, staging)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            store.recover()
+            store.recover(seal=False)
+            report.ledger_head = store.seal_ingest(report.ingest_id).hash
+            shutil.rmtree(store.tmp_dir, ignore_errors=True)
     return report
 
 

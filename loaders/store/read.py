@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeAlias, TypedDict
 
 import pandas as pd
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from loaders.schema import event_schema
 from loaders.store.layout import MANIFEST_SCHEMA, REJECT_SCHEMA, UNKNOWN_DATE
-from loaders.store.store import Store
+from loaders.store.store import Store, StoreDamaged
 
 TimeLike: TypeAlias = str | datetime | pd.Timestamp | None
 
@@ -33,8 +34,38 @@ def _utc(value: TimeLike) -> datetime | None:
 
 def _store(store: str | os.PathLike[str] | Store) -> Store:
     s = store if isinstance(store, Store) else Store(store)
+    s.check_path()
     s.recover_if_idle()
     return s
+
+
+def damaged_files(files: Sequence[str], columns: Sequence[str]) -> list[tuple[str, str]]:
+    """The files among ``files`` whose ``columns`` cannot be read, and why (the slow check,
+    run only after a query over them failed)."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for f in files:
+        try:
+            pf = pq.ParquetFile(f)
+            names = [c for c in columns if c in pf.schema_arrow.names]
+            for i in range(pf.num_row_groups):
+                pf.read_row_group(i, columns=names)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            out.append((f, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _damage_error(s: Store, files: Sequence[str], columns: Sequence[str]) -> StoreDamaged | None:
+    found = damaged_files(files, columns)
+    if not found:
+        return None
+    path, why = found[0]
+    error = s.damaged_part_error(Path(path), why)
+    if len(found) > 1:
+        error = StoreDamaged(f"{error} ({len(found) - 1} more stored files are damaged; "
+                             "`auditlens info --verify` lists them)")
+    return error
 
 
 def _files(s: Store, sources: Sequence[str] | None, start: datetime | None,
@@ -83,6 +114,8 @@ def read_events(
 
     Raises:
         KeyError: a requested column is not in the schema.
+        StoreDamaged: a stored file it needs cannot be read (the message names it, the
+            input it came from, and the repair command).
 
     Example:
         >>> df = read_events("auditlens-store", sources=["k8s_audit"],
@@ -97,7 +130,9 @@ def read_events(
         raise KeyError(f"unknown columns {missing}; see docs/SCHEMA.md")
     out_schema = pa.schema([schema.field(c) for c in wanted])
     start_utc, end_utc = _utc(start), _utc(end)
-    files = _files(_store(store), sources, start_utc, end_utc)
+    s = _store(store)
+    with s.snapshot():
+        files = _files(s, sources, start_utc, end_utc)
     if not files:
         return _frame(out_schema.empty_table())
     con = duckdb.connect(config={"threads": 2})
@@ -131,7 +166,13 @@ def read_events(
         sql += " ORDER BY " + ", ".join(f'"{c}"' for c in order)
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        table = con.sql(sql, params=params).to_arrow_table()
+        try:
+            table = con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            damage = _damage_error(s, files, wanted)
+            if damage is None:
+                raise
+            raise damage from exc
     finally:
         con.close()
     return _frame(table.cast(out_schema))
@@ -157,12 +198,27 @@ def read_manifest(store: str | os.PathLike[str] | Store) -> pd.DataFrame:
 def read_rejects(store: str | os.PathLike[str] | Store) -> pd.DataFrame:
     """Every rejected record: ingest_id, source, source_file, source_line, reason, excerpt."""
     s = _store(store)
-    files = sorted(s.rejects_dir.glob("*.parquet")) if s.rejects_dir.is_dir() else []
-    if not files:
-        return _frame(REJECT_SCHEMA.empty_table())
+    with s.snapshot():
+        files = sorted(s.rejects_dir.glob("*.parquet")) if s.rejects_dir.is_dir() else []
+    damaged: list[tuple[str, str]] = []
+    frame = _read_rejects(files, damaged)
+    if damaged:
+        raise s.damaged_part_error(Path(damaged[0][0]), damaged[0][1])
+    return frame
+
+
+def _read_rejects(files: Sequence[Path], damaged: list[tuple[str, str]]) -> pd.DataFrame:
+    """The rejects files' rows; those that cannot be read are added to ``damaged``."""
     import pyarrow.parquet as pq
 
-    tables = [pq.read_table(f).cast(REJECT_SCHEMA) for f in files]
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f).cast(REJECT_SCHEMA))
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            damaged.append((str(f), f"{type(exc).__name__}: {exc}"))
+    if not tables:
+        return _frame(REJECT_SCHEMA.empty_table())
     return _frame(pa.concat_tables(tables))
 
 
@@ -187,27 +243,47 @@ class StoreSummary(TypedDict):
     files: pd.DataFrame
     rejects: int
     reject_reasons: pd.DataFrame
+    damaged: list[tuple[str, str]]
+    manifest_damaged: str
 
 
 def store_summary(store: str | os.PathLike[str] | Store) -> StoreSummary:
     """Counts per source and day, the time range, files and rejects, for ``auditlens info``
-    (see :class:`StoreSummary`)."""
+    (see :class:`StoreSummary`). A damaged store is summarised all the same: stored files
+    that cannot be read are left out and listed in ``damaged`` (relative path, why); a
+    damaged manifest leaves ``files`` empty and says why in ``manifest_damaged``."""
     import duckdb
 
     s = _store(store)
-    files = [str(p) for p in s.part_files()]
-    manifest = read_manifest(s)
-    rejects = read_rejects(s)
+    manifest_damaged = ""
+    with s.snapshot():
+        files = [str(p) for p in s.part_files()]
+        try:
+            manifest = _frame(s.read_manifest().cast(MANIFEST_SCHEMA))
+        except StoreDamaged as exc:
+            manifest_damaged = str(exc)
+            manifest = _frame(MANIFEST_SCHEMA.empty_table())
+        reject_files = sorted(s.rejects_dir.glob("*.parquet")) if s.rejects_dir.is_dir() else []
+    damaged: list[tuple[str, str]] = []
+    rejects = _read_rejects(reject_files, damaged)
     by_day = pd.DataFrame(columns=["source", "date", "events", "first", "last"])
     if files:
+        query = ("SELECT source, coalesce(strftime(timestamp, '%Y-%m-%d'), 'unknown') AS date, "
+                 "count(*) AS events, min(timestamp) AS first, max(timestamp) AS last "
+                 "FROM read_parquet(?, union_by_name=true) GROUP BY ALL ORDER BY source, date")
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone='UTC'")
-            by_day = con.execute(
-                "SELECT source, coalesce(strftime(timestamp, '%Y-%m-%d'), 'unknown') AS date, "
-                "count(*) AS events, min(timestamp) AS first, max(timestamp) AS last "
-                "FROM read_parquet(?, union_by_name=true) GROUP BY ALL ORDER BY source, date",
-                [files]).df()
+            try:
+                by_day = con.execute(query, [files]).df()
+            except duckdb.Error:
+                bad = damaged_files(files, ["source", "timestamp"])
+                if not bad:
+                    raise
+                damaged.extend(bad)
+                left = [f for f in files if f not in {b for b, _ in bad}]
+                if left:
+                    by_day = con.execute(query, [left]).df()
         finally:
             con.close()
     reasons = (rejects.groupby(["source", "reason"]).size().rename("count").reset_index()
@@ -221,4 +297,6 @@ def store_summary(store: str | os.PathLike[str] | Store) -> StoreSummary:
         "files": manifest,
         "rejects": len(rejects),
         "reject_reasons": reasons,
+        "damaged": [(s.relative(f), why) for f, why in damaged],
+        "manifest_damaged": manifest_damaged,
     }

@@ -6,24 +6,34 @@ Layout (hive-partitioned; zstd, LZ4 for small days)::
     <store>/rejects/<ingest_id>-<file_seq>.parquet
     <store>/manifest.parquet        one row per input file
     <store>/manifest.d/             per-file commit records not yet folded into manifest.parquet
+    <store>/ledger.jsonl            the hash chain of every run (loaders.store.ledger)
 
 Each input file is committed on its own, in three steps: its event parts and rejects are
 written under hidden temporary names (``.part-….parquet.tmp``, invisible to ``*.parquet``
 globs, to pyarrow and to Spark); a manifest record naming them is written with an atomic
 rename (the commit point); then the parts are renamed into place. :meth:`Store.recover`
 finishes committed files and deletes uncommitted ones, so a killed ingest leaves nothing half
-visible and running it again completes the job.
+visible and running it again completes the job. A run ends by sealing what it committed in
+the ledger (:meth:`Store.seal`).
+
+Readers take no write lock. What a reader must see together — the manifest and the files on
+disk — it takes inside :meth:`Store.snapshot`, a shared lock that the writer's short commit
+steps (:meth:`Store._committing`: the commit point and the renames after it, folding the
+manifest, sealing, recovery) take exclusively; committed files are never changed after, so
+a reader that took its snapshot can read them at leisure.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import hashlib
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.schema import event_schema
+from loaders.store import ledger
 from loaders.store.layout import (
     COMPRESSION,
     MANIFEST_SCHEMA,
@@ -51,8 +62,44 @@ from loaders.store.uidindex import UidIndex, fingerprints, staged_fingerprints
 # most this many ids
 SMALL_STORED_IDS = 2_000_000
 
+LOCK_WAIT_SECONDS = 2.0  # a writer waits this long for a reader probing the lock to let go
+
+
 class StoreBusy(RuntimeError):
     """Another process holds the store's write lock."""
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked; the message is one sentence saying what is wrong
+    and what to do (the CLI prints it as it is)."""
+
+
+class StoreUnusable(StoreError):
+    """Bad usage: the store path is a file, or not writable (read-only disk, another
+    owner). Exit status 2."""
+
+
+class StoreDamaged(StoreError):
+    """A store file cannot be read (a damaged part, a damaged manifest). Exit status 1."""
+
+
+def repair_hint(root: Path) -> str:
+    return f"`auditlens repair --store {root}` moves it aside and says what to ingest again"
+
+
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def unwritable(root: Path, exc: OSError) -> StoreUnusable:
+    """The one sentence for a store that cannot be written."""
+    why = {errno.EROFS: "it is on a read-only file system",
+           errno.EACCES: "permission denied (the store belongs to another user, or its "
+                         "directory is read-only)",
+           errno.EPERM: "the operation is not permitted there"}.get(
+        exc.errno or 0, exc.strerror or str(exc))
+    return StoreUnusable(f"cannot write to the store {root}: {why}; write to a store you "
+                         "own on a writable disk (--store DIR); reading it (info, verify, "
+                         "detect without storing) still works")
 
 
 def new_ingest_id() -> str:
@@ -125,31 +172,115 @@ class Store:
         self.tmp_dir = self.root / ".tmp"
         self._lock_path = self.root / ".lock"
         self._uids = UidIndex()
+        self._committing_now = False
 
     def exists(self) -> bool:
         return self.events_dir.is_dir() or self.manifest_path.exists()
 
+    def check_path(self) -> None:
+        """Raise :class:`StoreUnusable` if the store path is not a directory (a file)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreUnusable(f"the store path {self.root} is a file, not a store "
+                                "directory; give --store a directory (new or an existing "
+                                "store)")
+
     # --- locking and recovery ---------------------------------------------------------
 
     @contextmanager
-    def write_lock(self) -> Iterator[None]:
+    def write_lock(self, run: str = "", *, recover: bool = True) -> Iterator[None]:
         """Hold the store's exclusive write lock (recovering a dead writer's leftovers).
+
+        Args:
+            run: the id of the run taking it, for readers to tell its rows from tampering
+                while it runs (:meth:`active_writer`).
+            recover: first finish what a dead writer left (:meth:`recover`); off only for
+                :func:`loaders.store.repair.repair`, which must work on a damaged manifest.
 
         Raises:
             StoreBusy: another ingest is running on this store.
+            StoreUnusable: the store path is a file, or the store cannot be written.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.check_path()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in _UNWRITABLE:
+                raise
+            raise unwritable(self.root, exc) from None
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if self.active_writer() is not None or time.monotonic() > deadline:
+                        raise StoreBusy(
+                            f"another auditlens process is writing to {self.root}; wait for "
+                            "it to finish or use another --store") from None
+                    time.sleep(0.02)  # a reader probing the lock lets go at once
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, run.encode("utf-8", "replace"), 0)
+                self._uids = UidIndex()  # others may have written since we last held it
+                if recover:
+                    self.recover()
+            except OSError as exc:
+                if exc.errno not in _UNWRITABLE:
+                    raise
+                raise unwritable(self.root, exc) from None
+            yield
+        finally:
+            os.close(fd)
+
+    def active_writer(self) -> str | None:
+        """The id of the run writing to the store now ("" if it gave none), or None when
+        nobody writes. Probes the write lock without waiting (a writer retries meanwhile)."""
+        try:
+            fd = os.open(self._lock_path, os.O_RDONLY)
+        except OSError:
+            return None
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise StoreBusy(
-                    f"another auditlens process is writing to {self.root}; wait for it to "
-                    "finish or use another --store"
-                ) from None
-            self._uids = UidIndex()  # others may have written since we last held the lock
-            self.recover()
+                return os.pread(fd, 256, 0).decode("utf-8", "replace")
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _committing(self) -> Iterator[None]:
+        """The writer's side of :meth:`snapshot`: held across each step that changes what
+        readers see together (a commit point and its renames, folding, sealing)."""
+        if self._committing_now:
+            yield
+            return
+        fd = os.open(self.root / ".commit-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._committing_now = True
+            yield
+        finally:
+            self._committing_now = False
+            os.close(fd)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Hold while reading what must be consistent — the manifest, the ledger, the list
+        of files — so that no commit is seen half done. Cheap; read the files after."""
+        if self._committing_now:  # the writer itself, inside a commit step
+            yield
+            return
+        try:
+            fd = os.open(self.root / ".commit-lock", os.O_RDONLY)
+        except OSError:  # no writer ever committed here, or it cannot be opened
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
             yield
         finally:
             os.close(fd)
@@ -169,30 +300,87 @@ class Store:
                 or any(self.root.glob("events/*/*/.part-*.tmp"))
                 or any(self.rejects_dir.glob(".*.tmp")))
 
-    def recover(self) -> None:
-        """Finish committed files, drop uncommitted ones, fold manifest records.
+    def recover(self, *, seal: bool = True) -> None:
+        """Finish committed files, drop uncommitted ones, fold manifest records, and seal
+        in the ledger the runs a dead writer committed without sealing (``seal``).
+
+        A run marks itself running with a directory of its id in ``.tmp`` (an ingest's
+        staging) that it removes only after sealing, so rows of an interrupted run are
+        told from rows added by hand: only the former are sealed here. A store from before
+        the ledger has its rows sealed once, marked as such.
 
         Call only while holding the write lock.
         """
-        committed: set[str] = set()
-        manifest = self.read_manifest()
-        for parts, rejects in zip(manifest.column("parts").to_pylist(),
-                                  manifest.column("rejects_file").to_pylist(), strict=True):
-            committed.update(parts or [])
-            if rejects:
-                committed.add(rejects)
-        leftovers = [*self.root.glob("events/*/*/.part-*.tmp"), *self.rejects_dir.glob(".*.tmp")]
-        for tmp in leftovers:
-            final = tmp.with_name(tmp.name[1:].removesuffix(".tmp"))
-            if str(final.relative_to(self.root)) in committed:
-                os.replace(tmp, final)
-            else:
-                tmp.unlink()
-        for stray in [*self.root.glob(".manifest*.tmp"), *self.manifest_dir.glob(".*.tmp")]:
-            stray.unlink()
-        if self.tmp_dir.exists():
+        with self._committing():
+            committed: set[str] = set()
+            manifest = self.read_manifest()
+            for parts, rejects in zip(manifest.column("parts").to_pylist(),
+                                      manifest.column("rejects_file").to_pylist(), strict=True):
+                committed.update(parts or [])
+                if rejects:
+                    committed.add(rejects)
+            leftovers = [*self.root.glob("events/*/*/.part-*.tmp"),
+                         *self.rejects_dir.glob(".*.tmp")]
+            for tmp in leftovers:
+                final = tmp.with_name(tmp.name[1:].removesuffix(".tmp"))
+                if str(final.relative_to(self.root)) in committed:
+                    os.replace(tmp, final)
+                else:
+                    tmp.unlink()
+            for stray in [*self.root.glob(".manifest*.tmp"), *self.manifest_dir.glob(".*.tmp")]:
+                stray.unlink()
+            self._fold_manifest_locked()
+            if seal:
+                interrupted = ({p.name for p in self.tmp_dir.iterdir() if p.is_dir()}
+                               if self.tmp_dir.is_dir() else set())
+                self._seal_orphans(interrupted)
+        if seal and self.tmp_dir.exists():
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
-        self._fold_manifest()
+
+    def _seal_orphans(self, interrupted: set[str]) -> None:
+        led = ledger.read(self.root)
+        manifest = self.read_manifest()
+        if not led.exists:
+            ids = sorted(set(manifest.column("ingest_id").to_pylist()))
+            for ingest_id in ids:
+                ledger.append(self.root, "ingest", ingest_id, sealed=ledger.SEALED_UPGRADE,
+                              tool_version=tool_version(),
+                              rows=ledger.rows_of(manifest, ingest_id), ledger=led)
+            return
+        sealed = ledger.sealed_rows(led)
+        orphans = sorted({r for r, s in zip(manifest.column("ingest_id").to_pylist(),
+                                            manifest.column("file_seq").to_pylist(),
+                                            strict=True)
+                          if (r, s) not in sealed and r in interrupted})
+        for ingest_id in orphans:
+            rows = [r for r in ledger.rows_of(manifest, ingest_id)
+                    if ledger.key(r) not in sealed]
+            ledger.append(self.root, "ingest", ingest_id, sealed=ledger.SEALED_INTERRUPTED,
+                          tool_version=tool_version(), rows=rows, ledger=led)
+
+    # --- the ledger -------------------------------------------------------------------
+
+    def seal_ingest(self, ingest_id: str) -> ledger.Entry:
+        """Seal an ingest's committed rows in the ledger (at its end, lock held)."""
+        with self._committing():
+            self._fold_manifest_locked()
+            rows = ledger.rows_of(self.read_manifest(), ingest_id)
+            return ledger.append(self.root, "ingest", ingest_id, tool_version=tool_version(),
+                                 rows=rows)
+
+    def seal(self, kind: ledger.EntryKind, run: str, *, files: Sequence[str] = (),
+             note: dict[str, object] | None = None,
+             removes: Sequence[tuple[str, int]] = ()) -> ledger.Entry:
+        """Seal a run that is not an ingest: ``files`` (relative to the store) are hashed
+        now. Call with the write lock held."""
+        with self._committing():
+            hashed = [(rel, sha256_file(self.root / rel)) for rel in files]
+            return ledger.append(self.root, kind, run, tool_version=tool_version(),
+                                 files=hashed, removes=removes, note=note)
+
+    def chain_head(self) -> tuple[str, int]:
+        """The ledger's chain head and number of entries."""
+        return ledger.head_of(self.root)
 
     # --- manifest ---------------------------------------------------------------------
 
@@ -202,11 +390,24 @@ class Store:
         return rows
 
     def read_manifest(self) -> pa.Table:
-        """Every committed input file, one row each (manifest.parquet plus pending records)."""
-        tables = []
-        if self.manifest_path.exists():
-            tables.append(pq.read_table(self.manifest_path))
-        tables.extend(pq.read_table(p) for p in sorted(self.manifest_dir.glob("*.parquet")))
+        """Every committed input file, one row each (manifest.parquet plus pending records).
+
+        Raises:
+            StoreDamaged: ``manifest.parquet`` or a pending record cannot be read.
+        """
+        for attempt in range(20):
+            try:
+                with self.snapshot():
+                    pending = sorted(self.manifest_dir.glob("*.parquet"))
+                    tables = []
+                    if self.manifest_path.exists():
+                        tables.append(self._read_record(self.manifest_path))
+                    tables.extend(self._read_record(p) for p in pending)
+                break
+            except FileNotFoundError:  # folded meanwhile (a writer without the lock file)
+                if attempt == 19:
+                    raise
+                time.sleep(0.01)
         if not tables:
             return MANIFEST_SCHEMA.empty_table()
         table = pa.concat_tables([conform_manifest(t) for t in tables])
@@ -220,7 +421,19 @@ class Store:
                 keep.append(i)
         return table.take(keep) if len(keep) != table.num_rows else table
 
-    def _fold_manifest(self) -> None:
+    def _read_record(self, path: Path) -> pa.Table:
+        try:
+            return pq.read_table(path)
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            what = ("the store's manifest" if path == self.manifest_path
+                    else "a manifest record")
+            raise StoreDamaged(
+                f"{what} {path} is damaged ({type(exc).__name__}: {exc}); "
+                f"`auditlens repair --store {self.root}` rebuilds it from the ledger") from None
+
+    def _fold_manifest_locked(self) -> None:
         pending = sorted(self.manifest_dir.glob("*.parquet"))
         if not pending:
             return
@@ -266,9 +479,15 @@ class Store:
         tmp_files: list[Path] = []
         staged_rows = kept = 0
         if commit.staged_events:
-            staged_rows, kept = self._write_parts(commit.staged_events, staged["loader"],
-                                                  f"{ingest_id}-{seq:06d}", parts, tmp_files,
-                                                  in_memory_rows)
+            try:
+                staged_rows, kept = self._write_parts(commit.staged_events, staged["loader"],
+                                                      f"{ingest_id}-{seq:06d}", parts,
+                                                      tmp_files, in_memory_rows)
+            except Exception as exc:
+                damaged = self._damaged_part(staged["loader"], list(commit.staged_events))
+                if damaged is None:
+                    raise
+                raise damaged from exc
         rejects_rel = None
         if commit.staged_rejects is not None:
             self.rejects_dir.mkdir(parents=True, exist_ok=True)
@@ -293,11 +512,44 @@ class Store:
         tmp_record = record.with_name("." + record.name + ".tmp")
         _fsync_write_table(pa.Table.from_pylist([row], schema=MANIFEST_SCHEMA), tmp_record)
         _crash_point("before-commit")
-        os.replace(tmp_record, record)  # the commit point
-        _crash_point("after-commit")
-        for tmp in tmp_files:
-            os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
+        with self._committing():
+            os.replace(tmp_record, record)  # the commit point
+            _crash_point("after-commit")
+            for tmp in tmp_files:
+                os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
         return row
+
+    def _damaged_part(self, source: str, days: list[str]) -> StoreDamaged | None:
+        """The error for the first stored part of these partitions that cannot be read (the
+        de-duplication reads their ids), naming the input it came from; None if all read."""
+        for part in self.part_files(source, days):
+            try:
+                pq.read_table(part, columns=["event_uid"])
+            except Exception as exc:  # pyarrow raises several types for damaged files
+                return self.damaged_part_error(part, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """A path under the store as relative to it (as the manifest names files)."""
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def damaged_part_error(self, part: Path, why: str) -> StoreDamaged:
+        """One sentence for a stored file that cannot be read: which, from which input,
+        and what to do."""
+        rel = self.relative(part)
+        origin = ""
+        try:
+            for row in self.manifest_rows():
+                if rel in (row["parts"] or []) or rel == row["rejects_file"]:
+                    origin = f" (from the input {row['path']})"
+                    break
+        except StoreDamaged:
+            pass
+        return StoreDamaged(f"the stored file {rel}{origin} is damaged ({why}); "
+                            f"{repair_hint(self.root)}")
 
     def _write_parts(self, staged: dict[str, StagedDay], source: str, stem: str,
                      parts: list[str], tmp_files: list[Path], in_memory_rows: int

@@ -6,6 +6,14 @@
 - No Parquet file in the store is unknown to the manifest.
 - Every input file that is still where it was ingested from (archive members: inside the
   archive) still has the recorded SHA-256.
+- The ledger (:mod:`loaders.store.ledger`) is an unbroken hash chain, and the manifest holds
+  exactly the rows it sealed, unchanged: a row removed, rewritten or added outside a run is
+  named; findings files sealed by detection runs are there with their hashes. Optionally, a
+  chain head kept outside the store is still in the chain.
+
+What verify reads together (manifest, ledger, the list of files) it takes in one
+:meth:`~loaders.store.store.Store.snapshot`, so a run committing meanwhile is never seen half
+done; the rows of the run writing now are counted as in progress, not as unsealed.
 """
 
 from __future__ import annotations
@@ -18,12 +26,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from loaders.store.store import Store, sha256_file
+from loaders.store import ledger
+from loaders.store.layout import ManifestRow
+from loaders.store.store import Store, StoreDamaged, sha256_file
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding of :func:`verify_store`: what (``part``, ``rejects``, ``input``), where, why."""
+    """One finding of :func:`verify_store`: what (``part``, ``rejects``, ``input``,
+    ``manifest``, ``ledger``, ``findings``), where, why."""
 
     kind: str
     path: str
@@ -38,6 +49,12 @@ class VerifyReport:
     inputs_checked: int = 0
     inputs_absent: int = 0
     problems: list[Problem] = field(default_factory=list)
+    head: str = ledger.GENESIS  # the chain head verified
+    entries: int = 0  # ledger entries
+    rows_sealed: int = 0  # manifest rows found as the ledger sealed them
+    in_progress: int = 0  # rows of the ingest running now (sealed when it ends)
+    since_head: list[str] = field(default_factory=list)  # runs after a head given, if any
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a problem
 
     @property
     def ok(self) -> bool:
@@ -103,30 +120,57 @@ def _input_sha256(display: str) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
 
-def verify_store(store: Store, *, check_inputs: bool = True) -> VerifyReport:
-    """Check every stored file and (optionally) every input still present.
+FINDINGS_GLOB = "findings/*/*.parquet"
+
+
+def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = None
+                 ) -> VerifyReport:
+    """Check every stored file, the ledger, and (optionally) every input still present.
 
     Args:
         store: the store.
         check_inputs: also re-hash the original inputs where they still exist.
+        head: a chain head kept outside the store: it must be in the chain (the runs
+            sealed after it are listed in ``since_head``).
 
     Returns:
-        What was checked and the problems found (``report.ok`` when none).
+        What was checked and the problems found (``report.ok`` when none). A damaged
+        manifest is one problem; the rest is then checked against the rows the ledger
+        sealed.
     """
     report = VerifyReport()
+    writer = store.active_writer()
+    rows: list[ManifestRow] | None
+    with store.snapshot():
+        try:
+            rows = store.manifest_rows()
+        except StoreDamaged as exc:
+            rows = None
+            report.problems.append(Problem("manifest", str(store.manifest_path), str(exc)))
+        led = ledger.read(store.root)
+        on_disk = [*store.root.glob("events/*/*/*.parquet"),
+                   *store.root.glob("rejects/*.parquet")]
+        findings_on_disk = list(store.root.glob(FINDINGS_GLOB))
+    sealed = ledger.sealed_rows(led)
+    if rows is None:  # check what the ledger says the store holds
+        rows = [ledger.manifest_row(r) for r, _ in sealed.values()]  # type: ignore[misc]
+    _check_ledger(store, led, rows, sealed, writer, report)
+    _check_findings(store, led, findings_on_disk, report)
+    if head is not None:
+        _check_head(led, head.strip().lower(), report)
     known: set[str] = set()
-    for row in store.manifest_rows():
+    for row in rows:
         parts = row["parts"] or []
         recorded = row["parts_sha256"]  # None in a store from before part hashes
         hashes: list[str | None] = [*recorded] if recorded else [None] * len(parts)
-        rows = 0
+        stored = 0
         for rel, sha in zip(parts, hashes, strict=True):
             known.add(rel)
             n = _check_file(store, rel, sha, "part", report)
-            rows += n or 0
-        if rows != row["records_loaded"]:
+            stored += n or 0
+        if stored != row["records_loaded"]:
             report.problems.append(Problem(
-                "part", row["path"], f"{rows} rows stored, manifest says "
+                "part", row["path"], f"{stored} rows stored, manifest says "
                 f"{row['records_loaded']} loaded"))
         if row["rejects_file"]:
             known.add(row["rejects_file"])
@@ -147,9 +191,99 @@ def verify_store(store: Store, *, check_inputs: bool = True) -> VerifyReport:
                     report.problems.append(Problem(
                         "input", row["path"], "SHA-256 differs from the one recorded at "
                         "ingest: the evidence file changed"))
-    on_disk = [*store.root.glob("events/*/*/*.parquet"), *store.root.glob("rejects/*.parquet")]
     for path in on_disk:
         rel = str(path.relative_to(store.root))
         if rel not in known:
             report.problems.append(Problem("part", rel, "not in the manifest (stray file)"))
     return report
+
+
+def _check_ledger(store: Store, led: ledger.Ledger, rows: list[ManifestRow],
+                  sealed: dict[tuple[str, int], tuple[dict[str, object], ledger.Entry]],
+                  writer: str | None, report: VerifyReport) -> None:
+    """The chain holds, and the manifest is what the ledger sealed: nothing removed,
+    rewritten or added outside a run."""
+    report.head, report.entries = led.head, len(led.entries)
+    for cp in led.problems:
+        report.problems.append(Problem("ledger", f"{ledger.LEDGER_NAME} line {cp.line}",
+                                       cp.detail))
+    if led.torn:
+        detail = ("its last entry is incomplete (the run writing it was interrupted); the "
+                  "next ingest or repair removes it and seals that run again")
+        if writer is not None:
+            report.notes.append(f"{ledger.LEDGER_NAME}: {detail}")
+        else:
+            report.problems.append(Problem("ledger", ledger.LEDGER_NAME, detail))
+    if not led.exists:
+        if rows:
+            report.problems.append(Problem(
+                "ledger", ledger.LEDGER_NAME, "missing: the store has input files but no "
+                "ledger (written by a version without one — the next ingest seals its rows "
+                "— or the ledger was deleted)"))
+        return
+    for entry in led.entries:
+        if entry.sealed != ledger.SEALED_AT_END:
+            report.notes.append(f"ledger entry {entry.seq} ({entry.kind} {entry.run}) was "
+                                f"sealed {entry.sealed}")
+    current = {ledger.key(r): ledger.canonical_row(r) for r in rows}
+    for k, (row, entry) in sealed.items():
+        path = str(row.get("path"))
+        if k not in current:
+            report.problems.append(Problem(
+                "manifest", path, f"removed: sealed by {entry.kind} {entry.run} (ledger entry "
+                f"{entry.seq}, file {k[1]}), no longer in the manifest"))
+            continue
+        fields = ledger.differing_fields(row, current[k])
+        if fields:
+            report.problems.append(Problem(
+                "manifest", path, f"rewritten: its manifest row differs from the one sealed "
+                f"by {entry.kind} {entry.run} (ledger entry {entry.seq}) in "
+                + ", ".join(fields)))
+        else:
+            report.rows_sealed += 1
+    for k, row in current.items():
+        if k in sealed:
+            continue
+        if writer is not None and k[0] == writer:
+            report.in_progress += 1
+            continue
+        report.problems.append(Problem(
+            "manifest", str(row.get("path")), f"not sealed in the ledger: ingest {k[0]} file "
+            f"{k[1]} was added outside an ingest (or by one that was interrupted and not "
+            "recovered yet)"))
+
+
+def _check_findings(store: Store, led: ledger.Ledger, on_disk: list[Path],
+                    report: VerifyReport) -> None:
+    """Findings files sealed by detection runs are there, unchanged; none is unsealed."""
+    if not led.exists:
+        return
+    files = ledger.sealed_files(led)
+    for rel, (sha, entry) in sorted(files.items()):
+        report.parts_checked += 1
+        path = store.root / rel
+        if not path.exists():
+            report.problems.append(Problem("findings", rel, f"missing: sealed by {entry.kind} "
+                                           f"{entry.run} (ledger entry {entry.seq})"))
+        elif sha256_file(path) != sha:
+            report.problems.append(Problem("findings", rel, "SHA-256 differs from the one "
+                                           f"sealed by {entry.kind} {entry.run} (ledger "
+                                           f"entry {entry.seq}): modified"))
+    for path in on_disk:
+        rel = str(path.relative_to(store.root))
+        if rel not in files:
+            report.problems.append(Problem("findings", rel, "not sealed in the ledger (added "
+                                           "outside a detection run, or by one interrupted "
+                                           "before it was sealed)"))
+
+
+def _check_head(led: ledger.Ledger, head: str, report: VerifyReport) -> None:
+    hashes = [e.hash for e in led.entries]
+    if head not in hashes:
+        report.problems.append(Problem(
+            "ledger", "head", f"the chain head you kept ({head}) is not in this store's "
+            "ledger: this is not the store it was taken from, or runs were removed or "
+            "rewritten since"))
+        return
+    after = led.entries[hashes.index(head) + 1:]
+    report.since_head = [f"{e.seq}: {e.kind} {e.run} at {e.at}" for e in after]
