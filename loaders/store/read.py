@@ -138,8 +138,13 @@ def read_events(
     con = duckdb.connect(config={"threads": 2})
     try:
         con.execute("SET TimeZone='UTC'")
-        rel = con.read_parquet(files, union_by_name=True)
-        present = set(rel.columns)
+        try:
+            present = set(con.read_parquet(files, union_by_name=True).columns)
+        except duckdb.Error as exc:
+            damage = _damage_error(s, files, wanted)
+            if damage is None:
+                raise
+            raise damage from exc
         select = ", ".join(
             f'"{c}"' if c in present
             else f'CAST(NULL AS {_sql_type(schema.field(c).type)}) AS "{c}"'

@@ -343,7 +343,9 @@ class Store:
         if not led.exists:
             ids = sorted(set(manifest.column("ingest_id").to_pylist()))
             for ingest_id in ids:
-                ledger.append(self.root, "ingest", ingest_id, sealed=ledger.SEALED_UPGRADE,
+                how = (ledger.SEALED_INTERRUPTED if ingest_id in interrupted
+                       else ledger.SEALED_UPGRADE)
+                ledger.append(self.root, "ingest", ingest_id, sealed=how,
                               tool_version=tool_version(),
                               rows=ledger.rows_of(manifest, ingest_id), ledger=led)
             return

@@ -70,19 +70,21 @@ def _read_fully(path: Path) -> int:
 
 
 def _check_file(store: Store, rel: str, expected_sha: str | None, kind: str,
-                report: VerifyReport) -> int | None:
+                report: VerifyReport, origin: str = "") -> int | None:
     path = store.root / rel
     report.parts_checked += 1
+    of = f" (from the input {origin})" if origin else ""
     if not path.exists():
-        report.problems.append(Problem(kind, rel, "missing"))
+        report.problems.append(Problem(kind, rel, f"missing{of}"))
         return None
     if expected_sha and sha256_file(path) != expected_sha:
         report.problems.append(Problem(kind, rel, "SHA-256 differs from the manifest "
-                                                  "(modified or corrupted)"))
+                                                  f"(modified or corrupted){of}"))
     try:
         return _read_fully(path)
     except Exception as exc:  # pyarrow raises several types for damaged files
-        report.problems.append(Problem(kind, rel, f"unreadable: {type(exc).__name__}: {exc}"))
+        report.problems.append(Problem(kind, rel, f"unreadable: {type(exc).__name__}: "
+                                                  f"{exc}{of}"))
         return None
 
 
@@ -139,6 +141,7 @@ def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = 
         sealed.
     """
     report = VerifyReport()
+    store.recover_if_idle()  # finish what a dead writer committed, as every reader does
     writer = store.active_writer()
     rows: list[ManifestRow] | None
     with store.snapshot():
@@ -163,10 +166,14 @@ def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = 
         parts = row["parts"] or []
         recorded = row["parts_sha256"]  # None in a store from before part hashes
         hashes: list[str | None] = [*recorded] if recorded else [None] * len(parts)
+        if len(hashes) != len(parts):  # an edited manifest: every file is still checked
+            report.problems.append(Problem("manifest", row["path"], f"names {len(parts)} "
+                                           f"parts but {len(hashes)} part hashes"))
+            hashes = [*hashes[:len(parts)], *[None] * (len(parts) - len(hashes))]
         stored = 0
         for rel, sha in zip(parts, hashes, strict=True):
             known.add(rel)
-            n = _check_file(store, rel, sha, "part", report)
+            n = _check_file(store, rel, sha, "part", report, row["path"])
             stored += n or 0
         if stored != row["records_loaded"]:
             report.problems.append(Problem(
@@ -175,7 +182,7 @@ def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = 
         if row["rejects_file"]:
             known.add(row["rejects_file"])
             n = _check_file(store, row["rejects_file"], row["rejects_sha256"], "rejects",
-                            report)
+                            report, row["path"])
             if n is not None and n != row["records_rejected"]:
                 report.problems.append(Problem(
                     "rejects", row["rejects_file"], f"{n} rows stored, manifest says "
@@ -215,7 +222,9 @@ def _check_ledger(store: Store, led: ledger.Ledger, rows: list[ManifestRow],
         else:
             report.problems.append(Problem("ledger", ledger.LEDGER_NAME, detail))
     if not led.exists:
-        if rows:
+        running = [r for r in rows if writer is not None and r["ingest_id"] == writer]
+        report.in_progress = len(running)
+        if len(rows) > len(running):
             report.problems.append(Problem(
                 "ledger", ledger.LEDGER_NAME, "missing: the store has input files but no "
                 "ledger (written by a version without one — the next ingest seals its rows "
