@@ -162,6 +162,15 @@ def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
         print(f"ledger chain head: {report.ledger_head}  (keep it with the case notes; "
               "`auditlens info --verify --head HASH` checks the store against it later)",
               file=out)
+    changed = [f for f in report.files if f.changed]
+    if changed:
+        print(f"\nCHANGED DURING INGEST: {len(changed)} files changed while they were read "
+              "(a log still being written?); each was read, hashed and recorded as it was "
+              "when opened, and the manifest's input_changed says how:", file=out)
+        for f in changed:
+            print(f"  {safe(f.path)}: {safe(f.changed or '')}", file=out)
+        print("Ingest them again once they are complete to store what was added: the "
+              "records already stored are counted as duplicates.", file=out)
     text = [f for f in report.files if f.unrecognised == "text"]
     if text:
         print(f"\nNOT LOADED: {len(text)} files look like text logs, but no loader "

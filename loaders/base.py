@@ -29,6 +29,7 @@ from loaders.parsing.inputs import (
     MAX_LINE_BYTES,
     InputFile,
     Line,
+    ReadDigest,
     iter_lines,
     open_binary,
     text_head,
@@ -282,6 +283,9 @@ class Source:
         self.nul_runs: list[NulRun] = []
         self.scrubbed = scrubbable(head)
         self._progress = progress
+        # one per opening of the file: the hash of the bytes each reading took from it
+        # (the ingest records the last one: what was parsed)
+        self.read_digests: list[ReadDigest] = []
 
     def stop(self) -> None:
         """Ask the readers to end as if at end of file, so a loader still flushes the records
@@ -293,7 +297,10 @@ class Source:
     def binary(self) -> Iterator[BinaryIO]:
         """The file's (decompressed) bytes, opened read-only; text without the NUL runs
         and byte-order marks at the starts of its lines (:mod:`loaders.parsing.damage`)."""
-        fh = open_binary(self.file.path, self._progress, self._damaged)
+        digest = ReadDigest()
+        self.read_digests.append(digest)
+        fh = open_binary(self.file.path, self._progress, self._damaged,
+                         limit=self.file.size, digest=digest)
         if self.scrubbed:
             self.nul_runs.clear()  # a loader that reads the file twice finds them twice
             fh = scrubbed(fh, self.nul_runs)

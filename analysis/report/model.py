@@ -496,6 +496,9 @@ def _appendix(con: Any, store: str | os.PathLike[str], incidents: Sequence[Incid
             f"cut at {MAX_RAW} characters); the counts left out are given, and "
             "analysis.findings.evidence_events or auditlens detect --out list them all.",
             "Hours are judged in UTC.",
+            *[f"The input {r.path} changed while it was ingested: it {r.input_changed}."
+              for r in manifest.sort_values("path").itertuples()
+              if isinstance(getattr(r, "input_changed", None), str)],
         ],
     }
 

@@ -31,7 +31,13 @@ from loaders.base import LoadOptions
 from loaders.ingest.archives import ArchiveLimits, Refused, iter_archive, sniff_kind
 from loaders.ingest.runner import FileCounts, FileRun
 from loaders.parsing.damage import looks_like_text
-from loaders.parsing.inputs import InputFile, NotRegularFile, input_file, read_head
+from loaders.parsing.inputs import (
+    InputFile,
+    NotRegularFile,
+    changed_since,
+    input_file,
+    read_head,
+)
 from loaders.parsing.lifetime import die_with
 from loaders.registry import detect_head
 from loaders.schema import CORE_NAMES
@@ -70,6 +76,7 @@ class FileOutcome:
     message: str = ""
     size: int = 0
     unrecognised: Literal["", "text", "binary", "ambiguous"] = ""
+    changed: str | None = None  # how the file changed while it was ingested (input_changed)
 
 
 class IngestTotals(TypedDict):
@@ -177,6 +184,8 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
         digest = job.sha256 if isinstance(job.sha256, str) else job.sha256.result()
     except OSError as exc:
         unstored, digest = f"cannot read: {exc}", ""
+    digest, size, changed = _what_was_read(job.file, run, digest)
+    outcome.size, outcome.changed = size, changed
     c = run.counts
     if unstored is not None:  # the counts say what is stored: nothing
         outcome.status = "failed"
@@ -184,26 +193,55 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
                            "had been read)")
         if not digest:  # unreadable: no hash, so no manifest row
             return _Staged(job, None, outcome)
-        row = _row(job, loader.name, "failed", outcome.message, run, digest, started,
-                   counted=False)
+        row = _row(job, loader.name, "failed", outcome.message, run, digest, size, changed,
+                   started, counted=False)
         return _Staged(job, Commit(row, {}, None), outcome)
     outcome.read, outcome.rejected, outcome.duplicate = c.read, c.rejected, c.duplicate
     status: FileStatus = run.status if run.status != "ok" else "ingested"
     outcome.status = status
     outcome.message = "; ".join(filter(None, [run.error, *run.warnings]))
-    row = _row(job, loader.name, status, outcome.message, run, digest, started)
+    row = _row(job, loader.name, status, outcome.message, run, digest, size, changed, started)
     return _Staged(job, Commit(row, ev, rj), outcome)
 
 
+def _what_was_read(file: InputFile, run: FileRun, listed: str) -> tuple[str, int, str | None]:
+    """The hash and size of exactly the bytes parsed, and how the file changed meanwhile.
+
+    Every reading of the file hashed what it took, from the first byte up to the size the
+    file had when opened (nothing appended since is read); the last reading is what was
+    parsed. A loader that reads by path (EVTX through its parser) keeps the hash taken
+    when the file was listed, of the same bytes unless the file was rewritten in place,
+    which its changed fingerprint then says."""
+    changed = changed_since(file)
+    read = [d for d in run.src.read_digests if d.size or d.complete]
+    if not read or not listed:
+        return listed, file.size, changed
+    last = read[-1]
+    digest = last.hexdigest()
+    notes = [changed] if changed else []
+    if digest != listed and last.complete:
+        notes.append("the bytes parsed differ from those hashed when the file was listed "
+                     "(rewritten in place during the ingest); the hash recorded is of the "
+                     "bytes parsed")
+    elif len({d.hexdigest() for d in read if d.complete}) > 1:
+        notes.append("two readings of the file took different bytes (rewritten during the "
+                     "ingest); the hash recorded is of the last, which was parsed")
+    if not last.complete and not changed:
+        notes.append(f"ended after {last.size:,} of its {file.size:,} bytes while it was "
+                     "read (truncated during the ingest)")
+    return digest, last.size, "; ".join(notes) or None
+
+
 def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
-         digest: str, started: datetime, counted: bool = True) -> StagedRow:
+         digest: str, size: int, changed: str | None, started: datetime,
+         counted: bool = True) -> StagedRow:
     """The manifest row of a parsed file: a failed one keeps its rejects and its reason."""
     c = run.counts if counted else FileCounts()
     return {
         "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
         "resolved_path": job.file.resolved or None,
-        "size": job.file.size, "sha256": digest, "loader": loader,
-        "status": status, "message": message or None,
+        "size": size, "sha256": digest, "loader": loader,
+        "status": status, "message": message or None, "input_changed": changed,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
         "records_duplicate": c.duplicate,
         "first_timestamp": run.first_ts if counted else None,
@@ -499,10 +537,10 @@ class _Hashes:
         earlier = self.by_size.setdefault(file.size, [])
         if self.pool is not None and not earlier and file.size not in self.known_sizes \
                 and file.size >= DEFER_HASH_BYTES:
-            future = self.pool.submit(sha256_file, file.path)
+            future = self.pool.submit(sha256_file, file.path, file.size)
             earlier.append((future, file.display))
             return future
-        digest = sha256_file(file.path)
+        digest = sha256_file(file.path, file.size)
         if digest in self.known:
             return FileOutcome(file.display, "skipped", size=file.size,
                                message=f"already in the store ({self.known[digest]})")

@@ -6,6 +6,7 @@ Inputs are only ever opened for reading. Archives are read by :mod:`loaders.inge
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 import os
 import stat
@@ -32,6 +33,10 @@ class InputFile:
         resolved: where the evidence is, whatever the working directory: the absolute,
             resolved path of the file, or of the archive followed by ``!member`` (what
             ``verify`` re-hashes; "" when not known).
+        fingerprint: what the file was when it was opened (device, inode, size,
+            modification and change times in ns), to tell afterwards whether it changed
+            while it was read (:func:`changed_since`); empty for the private copy of an
+            archive member, which nothing else writes.
     """
 
     path: Path
@@ -39,6 +44,7 @@ class InputFile:
     size: int
     mtime: float
     resolved: str = ""
+    fingerprint: tuple[int, ...] = ()
 
 
 class NotRegularFile(OSError):
@@ -65,14 +71,80 @@ def input_file(path: str | os.PathLike[str], display: str | None = None) -> Inpu
         raise NotRegularFile(f"refused: {kind}{via}, not a regular file; reading it could "
                              "block or never end")
     return InputFile(p, display if display is not None else str(p), st.st_size, st.st_mtime,
-                     str(p.resolve()))
+                     str(p.resolve()), _fingerprint(st))
 
 
-class _Counting(io.RawIOBase):
-    """Counts bytes read from the underlying file and reports them for progress bars."""
+def _fingerprint(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def __init__(self, raw: Any, report: Callable[[int], None]) -> None:
+
+def changed_since(file: InputFile) -> str | None:
+    """How the file on disk differs from the one opened (:attr:`InputFile.fingerprint`), in
+    one sentence for the manifest's ``input_changed``, or None when it is the same.
+
+    Every read of an input stops at the size it had when it was opened, so the records and
+    the recorded hash are of those bytes whatever was appended meanwhile; this says that
+    the evidence on disk is no longer exactly what was read (a log still being written).
+    """
+    if not file.fingerprint:
+        return None
+    try:
+        st = os.stat(file.path)
+    except OSError as exc:
+        return (f"was removed or became unreadable during the ingest ({exc.strerror}); "
+                f"the {file.size:,} bytes it had when opened were read")
+    if _fingerprint(st) == file.fingerprint:
+        return None
+    dev, ino, size = file.fingerprint[:3]
+    if (st.st_dev, st.st_ino) != (dev, ino):
+        return ("was replaced by another file of the same name during the ingest (a log "
+                f"rotated?); the {size:,} bytes of the file opened were read")
+    if st.st_size > size:
+        return (f"grew from {size:,} to {st.st_size:,} bytes during the ingest; only the "
+                f"first {size:,} bytes (its size when opened) were read and hashed")
+    if st.st_size < size:
+        return (f"shrank from {size:,} to {st.st_size:,} bytes during the ingest (truncated "
+                "while it was read); the records are of what could be read, the hash of "
+                "the bytes read")
+    return ("was written to during the ingest (same size, new modification time); the "
+            "records and the hash are of the bytes as they were read")
+
+
+class ReadDigest:
+    """The SHA-256 of the bytes a reader took from a file, in order from its first byte
+    (:func:`open_binary` with ``digest``): the hash of exactly what was parsed.
+
+    Attributes:
+        size: bytes hashed.
+        complete: the stream reached its limit (the size the file had when opened).
+    """
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.size = 0
+        self.complete = False
+
+    def update(self, data: Any) -> None:
+        self._h.update(data)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+class _Reading(io.RawIOBase):
+    """The file's bytes up to ``limit`` (its size when opened: what a writer appends
+    meanwhile is not read), hashed in order into ``digest`` and counted for ``report``.
+
+    A stream closed before its limit (a loader that stopped early) reads and hashes the
+    rest on close, so a digest always covers the bytes from the start to the limit; a file
+    that ends before its limit (truncated meanwhile) leaves the digest incomplete."""
+
+    def __init__(self, raw: Any, limit: int | None, digest: ReadDigest | None,
+                 report: Callable[[int], None] | None) -> None:
         self._raw = raw
+        self._left = limit
+        self._digest = digest
         self._report = report
         self._pending = 0
 
@@ -80,14 +152,36 @@ class _Counting(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = self._raw.readinto(b)
-        self._pending += n or 0
-        if self._pending >= 4 * _CHUNK or not n:
-            self._report(self._pending)
-            self._pending = 0
-        return n or 0
+        view = memoryview(b).cast("B")
+        if self._left is not None:
+            if self._left <= 0:
+                return self._ended()
+            view = view[: self._left]
+        n = self._raw.readinto(view) or 0
+        if self._left is not None:
+            self._left -= n
+        if self._digest is not None and n:
+            self._digest.update(view[:n])
+        if self._report is not None:
+            self._pending += n
+            if self._pending >= 4 * _CHUNK or not n:
+                self._report(self._pending)
+                self._pending = 0
+        return n if n else self._ended()
+
+    def _ended(self) -> int:
+        if self._digest is not None and (self._left is None or self._left <= 0):
+            self._digest.complete = True
+        return 0
 
     def close(self) -> None:
+        if self._digest is not None and not self._digest.complete and not self.closed:
+            block = bytearray(_CHUNK)
+            try:
+                while self.readinto(block):
+                    pass
+            except OSError:
+                pass
         self._raw.close()
         super().close()
 
@@ -181,7 +275,8 @@ class _Gunzip(io.RawIOBase):
 
 def open_binary(
     path: Path, progress: Callable[[int], None] | None = None,
-    on_error: Callable[[str], None] | None = None,
+    on_error: Callable[[str], None] | None = None, *, limit: int | None = None,
+    digest: ReadDigest | None = None,
 ) -> BinaryIO:
     """Open a file read-only, decompressing gzip transparently (detected by magic bytes).
 
@@ -190,10 +285,14 @@ def open_binary(
         progress: called with the number of (compressed) bytes read, every few MB.
         on_error: called once if the compressed stream is damaged; the stream then ends
             there instead of raising.
+        limit: read no more than this many bytes of the file (its size when it was
+            opened for the ingest), whatever is appended meanwhile.
+        digest: hash the file's bytes (compressed, as on disk) as they are read.
     """
-    raw: Any = open(path, "rb")  # noqa: SIM115 - the caller closes it
-    if progress is not None:
-        raw = io.BufferedReader(_Counting(raw, progress), buffer_size=_CHUNK)
+    raw: Any = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+    if progress is not None or limit is not None or digest is not None:
+        raw = _Reading(raw, limit, digest, progress)
+    raw = io.BufferedReader(raw, buffer_size=_CHUNK)
     if raw.peek(2)[:2] == b"\x1f\x8b":
         gunzip = _Gunzip(raw, on_error or (lambda message: None))
         return cast(BinaryIO, io.BufferedReader(gunzip, buffer_size=_CHUNK))

@@ -32,6 +32,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("loader", pa.string()),
     ("status", pa.string()),
     ("message", pa.string()),
+    ("input_changed", pa.string()),
     ("records_read", pa.int64()),
     ("records_loaded", pa.int64()),
     ("records_rejected", pa.int64()),
@@ -78,6 +79,9 @@ class StagedRow(TypedDict):
     loader: str
     status: FileStatus
     message: str | None
+    # how the file changed while it was read (grew, shrank, was rewritten or replaced); the
+    # sha256 and size are of the bytes parsed all the same. None when it did not change
+    input_changed: str | None
     records_read: int
     records_loaded: int
     records_rejected: int

@@ -107,12 +107,16 @@ def new_ingest_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes as stored (compressed files are hashed compressed)."""
+def sha256_file(path: Path, limit: int | None = None) -> str:
+    """SHA-256 of a file's bytes as stored (compressed files are hashed compressed); of its
+    first ``limit`` bytes only when given (an input's size when it was opened)."""
     h = hashlib.sha256()
+    left = limit
     with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
+        while block := fh.read(1 << 20 if left is None else min(1 << 20, left)):
             h.update(block)
+            if left is not None:
+                left -= len(block)
     return h.hexdigest()
 
 
