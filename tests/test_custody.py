@@ -1,8 +1,12 @@
 """Chain of custody (issue 18), the part landed so far: paths that mean one thing.
 
 The manifest keeps, beside the path as given, the absolute and resolved path of every input
-(``resolved_path``; for an archive member, the resolved archive followed by ``!member``), and
-``verify`` re-hashes that file: the same evidence whatever the working directory it runs in.
+(``resolved_path``; for an archive member, its outermost archive, a real file) and, for an
+archive member, which one (``member_path``: ``(name, occurrence)`` steps, outermost archive
+first), and ``verify`` re-hashes that file or member: the same evidence whatever the working
+directory it runs in. Members are re-hashed through the ingest's own archive reader
+(:func:`loaders.ingest.rehash.verify`), so members of the same name, nested archives and
+``.tar.gz`` are checked as they were ingested; a file whose name holds ``!`` is a file.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from loaders.ingest.pipeline import ingest
+from loaders.ingest.rehash import verify
 from loaders.store.read import read_manifest
 from loaders.store.store import Store
 from loaders.store.verify import verify_store
@@ -76,10 +81,12 @@ def test_archive_members_are_resolved_through_their_archive(
     ingest(Store("store"), ["evidence/logs.zip"])
     manifest = read_manifest(case / "store")
     assert list(manifest["path"]) == ["evidence/logs.zip!var/log/auth.log"]
-    assert list(manifest["resolved_path"]) == [
-        f"{case / 'evidence' / 'logs.zip'}!var/log/auth.log"]
+    # the archive itself, a real file; which member is a column of its own
+    assert list(manifest["resolved_path"]) == [str(case / "evidence" / "logs.zip")]
+    assert [r["member_path"] for r in Store(case / "store").manifest_rows()] == [
+        [{"name": "var/log/auth.log", "occurrence": 1}]]
     monkeypatch.chdir(tmp_path)
-    report = verify_store(Store(case / "store"))
+    report = verify(Store(case / "store"))
     assert report.ok and (report.inputs_checked, report.inputs_absent) == (1, 0)
 
 
@@ -111,3 +118,4 @@ def test_a_store_from_before_resolved_paths_still_verifies(
     assert report.notes == [f"ledger entry 1 (ingest {manifest['ingest_id'][0]}) was sealed "
                             "on the first write by a version with a ledger: the rows were "
                             "written before the store had one"]
+

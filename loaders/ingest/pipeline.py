@@ -202,6 +202,8 @@ def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
     return {
         "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
         "resolved_path": job.file.resolved or None,
+        "member_path": [{"name": name, "occurrence": n} for name, n in job.file.member]
+        or None,
         "size": job.file.size, "sha256": digest, "loader": loader,
         "status": status, "message": message or None,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
@@ -577,4 +579,4 @@ def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], 
             owned = member.path.with_name(member.path.name + ".owned")
             os.replace(member.path, owned)
             yield InputFile(owned, member.display, member.size, member.mtime,
-                            member.resolved), True
+                            member.resolved, member.member), True
