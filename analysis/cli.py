@@ -269,11 +269,13 @@ def _note(message: object, limit: int = 120) -> str:
 
 
 def _verify(store: Any, out: TextIO, head: str | None = None) -> int:
-    from loaders.store.verify import verify_store
+    from loaders.ingest.rehash import verify
 
-    report = verify_store(store, head=head)
+    report = verify(store, head=head)
     print(f"\nverify: {report.parts_checked} stored files checked, {report.inputs_checked} "
-          f"inputs re-hashed ({report.inputs_absent} no longer present)", file=out)
+          f"inputs re-hashed ({report.inputs_absent} no longer present"
+          + (f", {report.inputs_unchecked} not checked" if report.inputs_unchecked else "")
+          + ")", file=out)
     print(f"verify: ledger of {report.entries} runs, chain head {report.head}; "
           f"{report.rows_sealed} manifest rows as sealed"
           + (f", {report.in_progress} of the ingest running now" if report.in_progress else ""),
@@ -331,8 +333,9 @@ def cmd_repair(args: argparse.Namespace) -> int:
           f"the ledger, chain head {report.ledger_head}", file=out)
     if report.quarantined:
         print("ingest these inputs again to restore what they held:", file=out)
-        for row in report.quarantined:
-            print(f"  {safe(row['resolved_path'] or row['path'])}", file=out)
+        # an archive member is ingested again through its archive: each file named once
+        for again in dict.fromkeys(r["resolved_path"] or r["path"] for r in report.quarantined):
+            print(f"  {safe(again)}", file=out)
     return 0
 
 

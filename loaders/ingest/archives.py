@@ -163,6 +163,12 @@ def iter_archive(
     member (and the archives it is nested in) is on disk at a time. Nested archives are
     opened up to ``limits.max_depth`` and share the top-level input's budget. Never raises
     for bad data: a damaged archive or member is yielded as a ``failed`` :class:`Refused`.
+
+    A member's ``display`` is ``archive!name``, and ``archive!name (#n)`` for the n-th member
+    of that name (an archive can hold several: they are distinct inputs); its ``member`` is
+    the archive's chain extended by ``(name, n)``, counted over every member the archive
+    lists, refused ones included, so the same archive always gives the same chains (what
+    :mod:`loaders.ingest.rehash` relies on); its ``resolved`` is the outermost archive's.
     """
     if budget is None:
         budget = _Budget(limits.max_total_bytes)
@@ -180,10 +186,14 @@ def iter_archive(
         yield damaged("", str(exc))
         return
     last: str | None = None
+    seen: dict[str, int] = {}  # members per name so far, refused ones included
     try:
         for m in archive.members():
             last = m.name
-            display = f"{file.display}!{m.name}"
+            occurrence = seen[m.name] = seen.get(m.name, 0) + 1
+            # the second member of a name is another input: its display says so
+            display = f"{file.display}!{m.name}" + (f" (#{occurrence})" if occurrence > 1
+                                                    else "")
             refusal = m.refusal or _unsafe_name(m.name)
             if refusal:
                 yield Refused(display, refusal if m.refusal else f"refused member: {refusal}")
@@ -216,8 +226,9 @@ def iter_archive(
                 target.unlink(missing_ok=True)
                 yield Refused(display, f"cannot extract member: {exc}", "failed")
                 continue
-            member = InputFile(target, display, size, file.mtime,
-                               f"{file.resolved}!{m.name}" if file.resolved else "")
+            # the outermost archive stays the resolved file; the chain says which member
+            member = InputFile(target, display, size, file.mtime, file.resolved,
+                               (*file.member, (m.name, occurrence)))
             nested = sniff_kind(target)
             if nested and depth < limits.max_depth:
                 yield from iter_archive(member, nested, tmpdir, limits, depth + 1, budget)

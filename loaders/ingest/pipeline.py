@@ -240,6 +240,8 @@ def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
     return {
         "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
         "resolved_path": job.file.resolved or None,
+        "member_path": [{"name": name, "occurrence": n} for name, n in job.file.member]
+        or None,
         "size": size, "sha256": digest, "loader": loader,
         "status": status, "message": message or None, "input_changed": changed,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
@@ -615,4 +617,4 @@ def _expand(files: Iterable[Path], staging: Path, skip: Callable[[FileOutcome], 
             owned = member.path.with_name(member.path.name + ".owned")
             os.replace(member.path, owned)
             yield InputFile(owned, member.display, member.size, member.mtime,
-                            member.resolved), True
+                            member.resolved, member.member), True

@@ -27,12 +27,18 @@ class InputFile:
 
     Attributes:
         path: where the bytes are on disk (a temp copy for archive members).
-        display: the name recorded as ``source_file``: the path given, or ``archive!member``.
+        display: the name recorded as ``source_file``: the path given, or ``archive!member``
+            (``archive!member (#2)`` for the second member of that name in the archive).
+            It is for people: a file name can hold ``!`` too, so it is never parsed.
         size: size on disk in bytes.
         mtime: modification time of the original file (epoch seconds), for year inference.
         resolved: where the evidence is, whatever the working directory: the absolute,
-            resolved path of the file, or of the archive followed by ``!member`` (what
-            ``verify`` re-hashes; "" when not known).
+            resolved path of the file, or for an archive member of the outermost archive
+            (a real file, no ``!``; "" when not known).
+        member: for an archive member, which one: ``(name, occurrence)`` steps from the
+            outermost archive inward (a log in a tar in a zip has two), ``occurrence``
+            counting members of the same name from 1; ``()`` for a plain file. With
+            ``resolved`` it is what ``verify`` re-hashes (the manifest's ``member_path``).
         fingerprint: what the file was when it was opened (device, inode, size,
             modification and change times in ns), to tell afterwards whether it changed
             while it was read (:func:`changed_since`); empty for the private copy of an
@@ -44,6 +50,7 @@ class InputFile:
     size: int
     mtime: float
     resolved: str = ""
+    member: tuple[tuple[str, int], ...] = ()
     fingerprint: tuple[int, ...] = ()
 
 
@@ -71,7 +78,7 @@ def input_file(path: str | os.PathLike[str], display: str | None = None) -> Inpu
         raise NotRegularFile(f"refused: {kind}{via}, not a regular file; reading it could "
                              "block or never end")
     return InputFile(p, display if display is not None else str(p), st.st_size, st.st_mtime,
-                     str(p.resolve()), _fingerprint(st))
+                     str(p.resolve()), fingerprint=_fingerprint(st))
 
 
 def _fingerprint(st: os.stat_result) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("file_seq", pa.int64()),
     ("path", pa.string()),
     ("resolved_path", pa.string()),
+    ("member_path", pa.list_(pa.struct([("name", pa.string()), ("occurrence", pa.int64())]))),
     ("size", pa.int64()),
     ("sha256", pa.string()),
     ("loader", pa.string()),
@@ -64,6 +65,21 @@ rejects are kept and ``message`` says why). A file skipped (already stored, unre
 refused (an unsafe archive member) has no manifest row."""
 
 
+class MemberStep(TypedDict):
+    """One step of a manifest row's ``member_path``: a member of the archive the step before
+    it names (the first step: of the file at ``resolved_path``).
+
+    ``name`` is the member's name as its archive records it, which any string can be (a
+    name can hold ``!`` or `` (#2)``), so it is never parsed out of a path; ``occurrence``
+    tells members of the same name apart: 1 for the first member of that name in the
+    archive, 2 for the second, counted in the order the ingest reads the members (every
+    member, refused ones included; see :func:`loaders.ingest.archives.iter_archive`).
+    """
+
+    name: str
+    occurrence: int
+
+
 class StagedRow(TypedDict):
     """The manifest row of a parsed file before its commit (the ingest pipeline fills it;
     ``records_loaded`` and ``records_duplicate`` are then counted before the store's
@@ -71,9 +87,15 @@ class StagedRow(TypedDict):
 
     ingest_id: str
     file_seq: int
-    path: str  # as shown: ``archive.zip!member`` for an archive member
-    # absolute and resolved at ingest (``/abs/archive.zip!member``); None in older stores
+    path: str  # as shown: ``archive.zip!member`` (``archive.zip!member (#2)``: the 2nd of
+    # that name) for an archive member; a display, never parsed (a file name can hold ``!``)
+    # the file on disk, absolute and resolved at ingest: the input itself, or for an archive
+    # member the outermost archive (no ``!``); None in older stores
     resolved_path: str | None
+    # which member of that archive, from the outermost archive inward (a log in a tar in a
+    # zip: two steps); None for a plain file, and in older stores (verify then parses
+    # ``resolved_path`` as ``archive!member``, one level, as those stores recorded it)
+    member_path: list[MemberStep] | None
     size: int
     sha256: str
     loader: str

@@ -48,11 +48,16 @@ SEALED_UPGRADE = ("on the first write by a version with a ledger: the rows were 
                   "before the store had one")
 
 _TIMESTAMPS = frozenset(f.name for f in MANIFEST_SCHEMA if pa.types.is_timestamp(f.type))
+# list<struct> columns (``member_path``) -> their fields, in schema order
+_STRUCT_LISTS = {f.name: [s.name for s in f.type.value_type] for f in MANIFEST_SCHEMA
+                 if pa.types.is_list(f.type) and pa.types.is_struct(f.type.value_type)}
 
 
 def canonical_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A manifest row as the ledger keeps it: JSON values, times as ISO 8601 UTC, and no
-    null field (so a column added later, null in older rows, changes no digest)."""
+    null field (so a column added later, null in older rows, changes no digest). A list of
+    structs (``member_path``) is a list of plain dicts holding exactly the struct's fields,
+    in order, whatever mapping type the row came as (a staged row, Arrow's ``to_pylist``)."""
     out: dict[str, Any] = {}
     for name in MANIFEST_SCHEMA.names:
         value = row.get(name)
@@ -60,6 +65,8 @@ def canonical_row(row: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if isinstance(value, datetime):
             value = value.astimezone(UTC).isoformat(timespec="microseconds")
+        elif name in _STRUCT_LISTS:
+            value = [{k: step.get(k) for k in _STRUCT_LISTS[name]} for step in value]
         out[name] = value
     return out
 

@@ -4,8 +4,11 @@
   when it was committed, and reads completely; the rows of a file's parts add up to the
   ``records_loaded`` recorded for it.
 - No Parquet file in the store is unknown to the manifest.
-- Every input file that is still where it was ingested from (archive members: inside the
-  archive) still has the recorded SHA-256.
+- Every input file that is still where it was ingested from still has the recorded SHA-256.
+  An archive member is found by its ``member_path`` inside the archive at ``resolved_path``;
+  re-hashing it takes the ingest's own archive reader, which this layer cannot import, so
+  the caller passes it (``rehash_members``): :func:`loaders.ingest.rehash.verify` does, and
+  is what ``auditlens info --verify`` runs. Without it, members are counted as unchecked.
 - The ledger (:mod:`loaders.store.ledger`) is an unbroken hash chain, and the manifest holds
   exactly the rows it sealed, unchanged: a row removed, rewritten or added outside a run is
   named; findings files sealed by detection runs are there with their hashes. Optionally, a
@@ -21,14 +24,23 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from loaders.store import ledger
-from loaders.store.layout import ManifestRow
+from loaders.store.layout import ManifestRow, MemberStep
 from loaders.store.store import Store, StoreDamaged, sha256_file
+
+MemberChain = tuple[tuple[str, int], ...]
+"""An archive member as ``(name, occurrence)`` steps, outermost archive first (a manifest
+row's ``member_path``)."""
+
+RehashMembers = Callable[[Path], Mapping[MemberChain, str]]
+"""Given an archive, the SHA-256 of every member it holds now, by chain (the members it
+refuses are absent), read as the ingest reads it: :func:`loaders.ingest.rehash.member_hashes`."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class VerifyReport:
     parts_checked: int = 0
     inputs_checked: int = 0
     inputs_absent: int = 0
+    inputs_unchecked: int = 0  # archive members, when no ``rehash_members`` was given
     problems: list[Problem] = field(default_factory=list)
     head: str = ledger.GENESIS  # the chain head verified
     entries: int = 0  # ledger entries
@@ -125,8 +138,8 @@ def _input_sha256(display: str) -> str | None:
 FINDINGS_GLOB = "findings/*/*.parquet"
 
 
-def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = None
-                 ) -> VerifyReport:
+def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = None,
+                 rehash_members: RehashMembers | None = None) -> VerifyReport:
     """Check every stored file, the ledger, and (optionally) every input still present.
 
     Args:
@@ -134,6 +147,12 @@ def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = 
         check_inputs: also re-hash the original inputs where they still exist.
         head: a chain head kept outside the store: it must be in the chain (the runs
             sealed after it are listed in ``since_head``).
+        rehash_members: reads an archive's members as the ingest did (nested archives,
+            ``.tar.gz``, zips recovered from their local headers), so what is hashed now is
+            produced exactly as what was hashed then; each archive is read once, for all
+            its members. Without it, archive members (rows with a ``member_path``) are
+            counted in ``inputs_unchecked`` and a note says what re-hashes them; plain
+            files are re-hashed either way.
 
     Returns:
         What was checked and the problems found (``report.ok`` when none). A damaged
@@ -162,6 +181,7 @@ def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = 
     if head is not None:
         _check_head(led, head.strip().lower(), report)
     known: set[str] = set()
+    members: dict[str, list[ManifestRow]] = {}  # archive members, by their outermost archive
     for row in rows:
         parts = row["parts"] or []
         recorded = row["parts_sha256"]  # None in a store from before part hashes
@@ -187,22 +207,78 @@ def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = 
                 report.problems.append(Problem(
                     "rejects", row["rejects_file"], f"{n} rows stored, manifest says "
                     f"{row['records_rejected']} rejected"))
-        if check_inputs:
-            # the path resolved at ingest: the same file from any working directory
-            current = _input_sha256(row.get("resolved_path") or row["path"])
-            if current is None:
-                report.inputs_absent += 1
-            else:
-                report.inputs_checked += 1
-                if current != row["sha256"]:
-                    report.problems.append(Problem(
-                        "input", row["path"], "SHA-256 differs from the one recorded at "
-                        "ingest: the evidence file changed"))
+        if not check_inputs:
+            continue
+        resolved = row.get("resolved_path")
+        if row.get("member_path") and resolved:
+            members.setdefault(resolved, []).append(row)
+            continue
+        # the path resolved at ingest: the same file from any working directory (an older
+        # store's member: ``/abs/archive!member``)
+        _compare(row, _input_sha256(resolved or row["path"]), report)
+    _check_members(members, rehash_members, report)
     for path in on_disk:
         rel = str(path.relative_to(store.root))
         if rel not in known:
             report.problems.append(Problem("part", rel, "not in the manifest (stray file)"))
     return report
+
+
+def _compare(row: ManifestRow, current: str | None, report: VerifyReport) -> None:
+    """Count an input re-hashed (or absent: ``current`` None), and a changed one."""
+    if current is None:
+        report.inputs_absent += 1
+        return
+    report.inputs_checked += 1
+    if current != row["sha256"]:
+        report.problems.append(Problem(
+            "input", row["path"], "SHA-256 differs from the one recorded at ingest: the "
+            "evidence file changed"))
+
+
+def _chain(steps: list[MemberStep]) -> MemberChain:
+    return tuple((str(s["name"]), int(s["occurrence"])) for s in steps)
+
+
+def _describe(chain: MemberChain) -> str:
+    """A member chain for a message: ``a.zip!b.log``, ``b.log (#2)`` for an occurrence."""
+    return "!".join(name + (f" (#{n})" if n > 1 else "") for name, n in chain)
+
+
+def _check_members(members: dict[str, list[ManifestRow]],
+                   rehash_members: RehashMembers | None, report: VerifyReport) -> None:
+    """Re-hash archive members, reading each archive once for all of its rows."""
+    if not members:
+        return
+    if rehash_members is None:
+        count = sum(len(rows) for rows in members.values())
+        report.inputs_unchecked += count
+        report.notes.append(
+            f"{count} archive members were not re-hashed: the store layer cannot read "
+            "archives as the ingest does; loaders.ingest.rehash.verify re-hashes them (what "
+            "`auditlens info --verify` uses)")
+        return
+    for archive, rows in members.items():
+        if not Path(archive).is_file():
+            report.inputs_absent += len(rows)
+            continue
+        try:
+            hashes = rehash_members(Path(archive))
+        except OSError as exc:  # there, but unreadable now: every member is unverifiable
+            for row in rows:
+                report.inputs_checked += 1
+                report.problems.append(Problem(
+                    "input", row["path"], f"cannot read its archive {archive}: {exc}"))
+            continue
+        for row in rows:
+            chain = _chain(row["member_path"] or [])
+            if chain not in hashes:
+                report.inputs_checked += 1
+                report.problems.append(Problem(
+                    "input", row["path"], f"member {_describe(chain)} no longer in the "
+                    f"archive {archive}: it was changed or replaced since the ingest"))
+                continue
+            _compare(row, hashes[chain], report)
 
 
 def _check_ledger(store: Store, led: ledger.Ledger, rows: list[ManifestRow],
