@@ -65,8 +65,9 @@ CORE_COLUMNS: tuple[Column, ...] = (
            "message", "message"),
     Column("event_uid", pa.string(), "deterministic id: the same record always gets the same id",
            "event.id", "metadata.uid"),
-    Column("source_file", pa.string(), "input file (archive members as archive!member)",
-           "log.file.path", "metadata.log_name"),
+    Column("source_file", pa.string(), "input file as given (an archive member: archive!member; "
+           "a second member of that name: archive!member (#2))", "log.file.path",
+           "metadata.log_name"),
     Column("source_line", pa.int64(), "line (text input) or record index (binary input)",
            "log.offset (approx.)", "unmapped"),
     Column("ingest_id", pa.string(), "which ingest run wrote the event", "", "unmapped"),
