@@ -240,8 +240,8 @@ def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
     return {
         "ingest_id": job.ingest_id, "file_seq": job.seq, "path": job.file.display,
         "resolved_path": job.file.resolved or None,
-        "member_path": [{"name": name, "occurrence": n} for name, n in job.file.member]
-        or None,
+        # [] for a plain file, so that verify never reads a "!" in its name as a member
+        "member_path": [{"name": name, "occurrence": n} for name, n in job.file.member],
         "size": size, "sha256": digest, "loader": loader,
         "status": status, "message": message or None, "input_changed": changed,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,

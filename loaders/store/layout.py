@@ -93,7 +93,7 @@ class StagedRow(TypedDict):
     # member the outermost archive (no ``!``); None in older stores
     resolved_path: str | None
     # which member of that archive, from the outermost archive inward (a log in a tar in a
-    # zip: two steps); None for a plain file, and in older stores (verify then parses
+    # zip: two steps); [] for a plain file; None in older stores (verify then parses
     # ``resolved_path`` as ``archive!member``, one level, as those stores recorded it)
     member_path: list[MemberStep] | None
     size: int

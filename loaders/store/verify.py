@@ -210,8 +210,13 @@ def verify_store(store: Store, *, check_inputs: bool = True, head: str | None = 
         if not check_inputs:
             continue
         resolved = row.get("resolved_path")
-        if row.get("member_path") and resolved:
+        steps = row.get("member_path")
+        if steps and resolved:
             members.setdefault(resolved, []).append(row)
+            continue
+        if steps is not None and resolved:  # [], a plain file: that file, whatever its name
+            path = Path(resolved)
+            _compare(row, sha256_file(path) if path.is_file() else None, report)
             continue
         # the path resolved at ingest: the same file from any working directory (an older
         # store's member: ``/abs/archive!member``)
