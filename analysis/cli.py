@@ -106,7 +106,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     total = sum(p.stat().st_size for p in discover(args.paths) if p.is_file())
     bar = _Bar(total)
     # helpers=None: a large file may use a second core (see loaders.parsing.offload)
-    options = LoadOptions(year=args.year, mapping=_parse_map(args.map), helpers=None)
+    options = LoadOptions(year=args.year, mapping=_parse_map(args.map), helpers=None,
+                          tz=args.tz, tz_for=_parse_tz_for(args.tz_for))
+    try:
+        options.check_zones()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     class _P(Progress):
         def bytes_read(self, n: int) -> None:
@@ -146,6 +151,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_tz_for(items: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items:
+        pattern, sep, zone = item.rpartition("=")
+        if not sep or not pattern or not zone:
+            raise UsageError(f"--tz-for wants PATTERN=ZONE, got {safe(item)!r}")
+        pairs.append((pattern, zone))
+    return tuple(pairs)
+
+
 def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
     """The per-file table (loader, read, loaded, rejected, duplicates, status) and totals."""
     rows = [[f.path, f.loader or "-", f.status, f"{f.read:,}", f"{f.loaded:,}",
@@ -162,6 +177,7 @@ def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
         print(f"ledger chain head: {report.ledger_head}  (keep it with the case notes; "
               "`auditlens info --verify --head HASH` checks the store against it later)",
               file=out)
+    _print_zones(report, out)
     changed = [f for f in report.files if f.changed]
     if changed:
         print(f"\nCHANGED DURING INGEST: {len(changed)} files changed while they were read "
@@ -180,6 +196,27 @@ def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
         print("Read their first lines; if they are logs of a known format, ingest them with "
               "--format NAME (`auditlens sources` lists the formats). --strict makes this "
               "an error.", file=out)
+
+
+def _print_zones(report: IngestReport, out: TextIO) -> None:
+    """Which zone the times without one were read in, per file; loud when it was assumed."""
+    naive = [f for f in report.files if f.naive_times]
+    assumed = [f for f in naive if (f.time_zone or "").startswith("UTC (assumed")]
+    given = [f for f in naive if f not in assumed]
+    if given:
+        print(f"\ntimes without a zone: {len(given)} files, read in the zone given:",
+              file=out)
+        for f in given:
+            print(f"  {safe(f.path)}: {f.naive_times:,} records, {safe(f.time_zone or '')}",
+                  file=out)
+    if assumed:
+        print(f"\nTIMES WITHOUT A ZONE: {len(assumed)} files hold times with no zone; they "
+              "were taken as UTC, and each such record says so in parse_warning:", file=out)
+        for f in assumed:
+            print(f"  {safe(f.path)}: {f.naive_times:,} records", file=out)
+        print("If they are local times, ingest them again into a fresh store with --tz ZONE "
+              "(or --tz-for PATTERN=ZONE for some files): a timeline hours off misleads.",
+              file=out)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -629,6 +666,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "audit.log is mapped in a helper process, on a second core)")
     p.add_argument("--year", type=int, help="year for syslog timestamps that have none "
                    "(default: from the file's modification time)")
+    p.add_argument("--tz", metavar="ZONE", help="the zone of times written without one "
+                   "(RFC 3164 syslog, a collector's local time): an IANA name such as "
+                   "Europe/Moscow, UTC, or an offset such as +03:00 (default: such times "
+                   "are taken as UTC and each record says so in parse_warning)")
+    p.add_argument("--tz-for", action="append", default=[], metavar="PATTERN=ZONE",
+                   help="the zone of the files matching PATTERN (a file name such as "
+                   "'*.evtx', or a path tail such as 'web1/var/log/*'); first match wins "
+                   "over --tz (repeatable)")
     p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
                    help="map a column of a tabular export to a schema field (repeatable)")
     p.add_argument("--strict", action="store_true",

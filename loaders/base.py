@@ -14,12 +14,14 @@ an exception while mapping one record rejects that record, never the file.
 
 from __future__ import annotations
 
+import fnmatch
 import gc
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, BinaryIO, ClassVar
 
 import pyarrow as pa
@@ -35,6 +37,7 @@ from loaders.parsing.inputs import (
     text_head,
 )
 from loaders.parsing.jsonreader import JsonReader, JsonRecord
+from loaders.parsing.timeutil import Clock, zone_from_text
 from loaders.schema import Column
 
 
@@ -246,6 +249,13 @@ class LoadOptions:
             the defaults suit every input, tests shrink them.
         archive_limits: caps on what the ingest extracts from archives
             (:class:`ArchiveLimits`); loaders do not use them.
+        tz: the zone of times written without one (``Europe/Moscow``, ``+03:00``; see
+            :func:`loaders.parsing.timeutil.zone_from_text`); None: such times are taken
+            as UTC, each record so read with a ``parse_warning``.
+        tz_for: per-path zones for mixed collections, ``(pattern, zone)`` pairs, the first
+            whose shell pattern matches the file's path (as given or resolved; a pattern
+            without ``/`` matches the file name, one with ``/`` any tail of the path) wins
+            over ``tz``.
     """
 
     year: int | None = None
@@ -256,6 +266,39 @@ class LoadOptions:
     helpers: int | None = 0
     tuning: Tuning = Tuning()
     archive_limits: ArchiveLimits = ArchiveLimits()
+    tz: str | None = None
+    tz_for: tuple[tuple[str, str], ...] = ()
+
+    def check_zones(self) -> None:
+        """Raise ``ValueError`` (saying what is accepted) for a zone that does not exist."""
+        for zone in [self.tz, *(z for _, z in self.tz_for)]:
+            if zone is not None:
+                zone_from_text(zone)
+
+    def clock_for(self, file: InputFile) -> Clock:
+        """The :class:`~loaders.parsing.timeutil.Clock` of one file: its ``tz_for`` zone,
+        else ``tz``, else none (UTC assumed)."""
+        for pattern, zone in self.tz_for:
+            if _path_matches(pattern, file):
+                return Clock(zone_from_text(zone), f"--tz-for {pattern}")
+        if self.tz is not None:
+            return Clock(zone_from_text(self.tz), "--tz")
+        return Clock()
+
+
+def _path_matches(pattern: str, file: InputFile) -> bool:
+    """A ``tz_for`` pattern against a file: the name alone (a pattern without ``/``), or
+    the path as given or resolved, or any tail of it (``*`` crosses ``/``)."""
+    for path in (file.display, file.resolved):
+        if not path:
+            continue
+        if "/" not in pattern:
+            if fnmatch.fnmatchcase(PurePosixPath(path.split("!")[-1]).name, pattern):
+                return True
+        elif fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(
+                path, "*/" + pattern.lstrip("/")):
+            return True
+    return False
 
 
 class Source:

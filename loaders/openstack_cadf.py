@@ -146,7 +146,8 @@ class OpenStackCadfLoader(JsonLoader):
                            ("timestamp", env.get("timestamp"))):
             if isinstance(stamp, str) and stamp.strip():
                 try:
-                    ts = parse_iso(stamp)  # oslo envelope timestamps are UTC without zone
+                    # eventTime is CADF's (zoned); the oslo envelope's is UTC without zone
+                    ts = parse_iso(stamp, naive_is_utc=key == "timestamp")
                     break
                 except TimeError as exc:
                     warnings.append(f"{key}: {exc}")

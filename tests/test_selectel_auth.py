@@ -9,6 +9,7 @@ import pytest
 
 import loaders
 from loaders.base import LoadOptions
+from loaders.ingest.runner import NO_ZONE_WARNING
 from loaders.parsing.inputs import read_head
 from loaders.selectel_auth.headers import (
     MissingColumnsError,
@@ -46,20 +47,26 @@ def test_english_csv_full_record() -> None:
     assert row["message"] == ("alice@example.com login to the control panel from "
                               "198.51.100.23 -> Failed: wrong password")
     assert row["selectel_login_result"] == "Failed: wrong password"
-    assert pd.isna(row["selectel_login_other"]) and pd.isna(row["parse_warning"])
+    # the panel's CSV writes its times without a zone: taken as UTC, and each record says so
+    assert pd.isna(row["selectel_login_other"]) and row["parse_warning"] == NO_ZONE_WARNING
     assert row["source_line"] == 3
     assert row["raw"] == f'2025-10-14 08:16:39,alice@example.com,198.51.100.23,"{CHROME}",' \
                          "Failed: wrong password"
     # IPv6 is canonicalised; "unknown" is a placeholder for "no address", not damage
     assert result.events["src_ip"].tolist()[3] == "2001:db8::17"
-    assert pd.isna(result.events["src_ip"][4]) and pd.isna(result.events["parse_warning"][4])
+    assert pd.isna(result.events["src_ip"][4])
+    assert result.events["parse_warning"][4] == NO_ZONE_WARNING  # the placeholder is no damage
 
 
 def test_russian_csv_loads_the_same_as_english() -> None:
     en = loaders.load(DIR / "auth-log-en.csv")
     ru = loaders.load(DIR / "auth-log-ru.csv")
     assert _counts(ru) == (6, 5, 1, 0)
-    pd.testing.assert_frame_equal(en.events[SAME], ru.events[SAME])
+    same = [c for c in SAME if c != "parse_warning"]
+    pd.testing.assert_frame_equal(en.events[same], ru.events[same])
+    # the Russian export writes one time with its offset (+03:00): only that one is zoned
+    assert [None if pd.isna(w) else w for w in ru.events["parse_warning"]] == [
+        NO_ZONE_WARNING, NO_ZONE_WARNING, NO_ZONE_WARNING, None, NO_ZONE_WARNING]
     assert ru.events["selectel_login_result"].tolist() == [
         "Успешно", "Неуспешно: неверный пароль", "Неуспешно: неверный пароль", "Успешно",
         "Успешно"]
@@ -72,8 +79,9 @@ def test_json_export() -> None:
     result = loaders.load(DIR / "auth-log.json")
     assert _counts(result) == (5, 5, 0, 0)
     en = loaders.load(DIR / "auth-log-en.csv")
-    cols = [c for c in SAME if c != "source_line"]
+    cols = [c for c in SAME if c not in ("source_line", "parse_warning")]
     pd.testing.assert_frame_equal(en.events[cols], result.events[cols])
+    assert result.events["parse_warning"].isna().all()  # its times carry their zone (Z)
     assert result.events["source_line"].tolist() == [2, 10, 18, 26, 34]
     assert result.events["selectel_login_other"][0] == '{"location": "Saint Petersburg, RU"}'
     assert result.events["selectel_login_result"].tolist()[:2] == ["success", "failed"]

@@ -221,8 +221,12 @@ def test_mordor_flat_fields() -> None:
     c = result.counts
     assert (c.read, c.loaded, c.rejected, c.duplicate) == (1041, 1029, 0, 12)
     proc = row(result, source_line=178)
+    # OTRF's export writes TimeCreated in the host's local time with a "Z": 5 h off Sysmon's
+    # UtcTime, which is UTC by definition and is used, saying so (issue 19)
+    assert proc["parse_warning"] == ("TimeCreated is -05:00 off UtcTime (a local time "
+                                     "written as UTC?); UtcTime is used")
     expected = {
-        "timestamp": ts("2020-12-19 07:00:03.823"), "category": "process",
+        "timestamp": ts("2020-12-19 12:00:03.821"), "category": "process",
         "action": "ProcessCreate", "user": "THESHIRE\\pgustavo", "session_id": "0x14f3c84",
         "host": "WORKSTATION5.theshire.local", "process_pid": 6328, "process_ppid": 7744,
         "process_image": "C:\\Program Files\\Wireshark\\dumpcap.exe",

@@ -77,6 +77,8 @@ class FileOutcome:
     size: int = 0
     unrecognised: Literal["", "text", "binary", "ambiguous"] = ""
     changed: str | None = None  # how the file changed while it was ingested (input_changed)
+    naive_times: int = 0  # records whose time had no zone
+    time_zone: str | None = None  # the zone they were read in (the manifest's time_zone)
 
 
 class IngestTotals(TypedDict):
@@ -186,6 +188,7 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
         unstored, digest = f"cannot read: {exc}", ""
     digest, size, changed = _what_was_read(job.file, run, digest)
     outcome.size, outcome.changed = size, changed
+    outcome.naive_times, outcome.time_zone = run.clock.naive, run.clock.describe()
     c = run.counts
     if unstored is not None:  # the counts say what is stored: nothing
         outcome.status = "failed"
@@ -247,7 +250,9 @@ def _row(job: _Job, loader: str, status: FileStatus, message: str, run: FileRun,
         "records_read": c.read, "records_loaded": c.loaded, "records_rejected": c.rejected,
         "records_duplicate": c.duplicate,
         "first_timestamp": run.first_ts if counted else None,
-        "last_timestamp": run.last_ts if counted else None, "tool_version": tool_version(),
+        "last_timestamp": run.last_ts if counted else None,
+        "naive_times": run.clock.naive, "time_zone": run.clock.describe(),
+        "tool_version": tool_version(),
         "started_at": started,
     }
 
@@ -298,10 +303,12 @@ def ingest(
     Raises:
         StoreBusy: another ingest holds the store.
         UnknownFormat: ``format`` names no loader.
+        ValueError: ``options.tz`` or ``options.tz_for`` names a zone that does not exist.
     """
     if format:
         loaders.get_loader(format)
     options = options or LoadOptions()
+    options.check_zones()
     progress = progress or Progress()
     report = IngestReport(new_ingest_id(), store.root)
     with store.write_lock(report.ingest_id):

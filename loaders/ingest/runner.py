@@ -30,6 +30,7 @@ from loaders.base import (
 )
 from loaders.parsing.damage import looks_binary, nul_rejects
 from loaders.parsing.inputs import InputFile, open_binary
+from loaders.parsing.timeutil import reading_with
 from loaders.parsing.values import conform
 from loaders.schema import SchemaError, event_schema, validate
 from loaders.store.layout import REJECT_SCHEMA, RejectRow, StoredTable
@@ -83,6 +84,10 @@ def table_uids(source: str, raw: pa.ChunkedArray, native_id: pa.ChunkedArray | N
     offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
                                                   pa.py_buffer(digest.hex().encode())])
+
+
+NO_ZONE_WARNING = ("time without a zone, taken as UTC (give its zone with --tz, or --tz-for "
+                   "for some files)")
 
 
 def storable(text: str) -> str:
@@ -158,6 +163,8 @@ class FileRun:
         self.options = options
         self.ingest_id = ingest_id
         self.src = Source(file, head, options, progress, damaged_lines)
+        # how this file's times without a zone are read, and how many there were
+        self.clock = options.clock_for(file)
         self.counts = FileCounts()
         self.status: RunStatus = "ok"
         self.error: str | None = None
@@ -179,9 +186,12 @@ class FileRun:
         self._parsed = 0
         name = self.loader.name
         items = self.loader.parse(self.src)
+        clock = self.clock
         while True:
+            naive = clock.naive
             try:
-                item = next(items)
+                with reading_with(clock):
+                    item = next(items)
             except StopIteration:
                 break
             except FormatError as exc:
@@ -219,6 +229,8 @@ class FileRun:
                 row["source_line"] = item.line
                 row["ingest_id"] = self.ingest_id
                 row["raw"] = item.raw
+                if clock.naive != naive and clock.assumed:
+                    item.warnings = [*(item.warnings or []), NO_ZONE_WARNING]
                 if item.warnings:
                     row["parse_warning"] = "; ".join(item.warnings)
                 rows.add(row)

@@ -47,7 +47,7 @@ from typing import Any
 from loaders.base import Item, Loader, Parsed, Reject, Source
 from loaders.k8s_container.fast import iter_fast
 from loaders.parsing.inputs import Line, detect_encoding, text_head
-from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.parsing.timeutil import TimeError, naive_to_utc, parse_iso
 from loaders.schema.extras import K8S_CONTAINER
 
 _CRI = re.compile(
@@ -188,7 +188,7 @@ def _time(stamp: str) -> datetime:
         except ValueError:
             return parse_iso(stamp)
         if ts.tzinfo is None:
-            return ts.replace(tzinfo=UTC)
+            return naive_to_utc(ts)
         try:
             return ts.astimezone(UTC)
         except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00

@@ -10,7 +10,8 @@ RFC 3164 lines carry no year and no zone. The year of the first line is ``LoadOp
 when given, else the year of the file's modification time (a first line that would then be
 later than the mtime belongs to the year before); afterwards a line whose month is earlier
 than the previous line's means the year advanced (December → January). Times without a
-zone are taken as UTC.
+zone are read in the file's zone (``--tz``, ``--tz-for``), else taken as UTC with a
+``parse_warning`` (:mod:`loaders.parsing.timeutil`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from loaders.base import Item, LineLoader, Parsed, Reject, Source
 from loaders.linux_auth.messages import interpret
-from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.parsing.timeutil import TimeError, naive_to_utc, parse_iso
 from loaders.parsing.values import canonical_ip
 from loaders.schema.extras import LINUX_AUTH
 
@@ -88,10 +89,15 @@ class YearGuesser:
         if self.prev is not None and ts - self.prev > _FAR and month == 12 \
                 and self.prev.month == 1:
             # a late-flushed December line just after the New Year: keep the year
-            ts = ts.replace(year=self.year - 1)
-            return ts
+            return _wall_clock(ts.replace(year=self.year - 1))
         self.prev = ts
-        return ts
+        return _wall_clock(ts)
+
+
+def _wall_clock(ts: datetime) -> datetime:
+    """A header time (the year logic above works on the wall clock, labelled UTC) read in
+    the file's zone: ``--tz`` / ``--tz-for``, else UTC, assumed and counted."""
+    return naive_to_utc(ts.replace(tzinfo=None))
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from loaders.parsing.timeutil import parse_iso
+from loaders.parsing.timeutil import naive_to_utc, parse_iso
 
 # what json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")) uses,
 # built once: json.dumps makes a new encoder per call when given options
@@ -55,6 +55,6 @@ def fast_iso(text: str) -> datetime:
         except ValueError:
             return parse_iso(text)
         if stamp.tzinfo is None:
-            return stamp.replace(tzinfo=UTC)
+            return naive_to_utc(stamp)
         return stamp.astimezone(UTC)
     return parse_iso(text)

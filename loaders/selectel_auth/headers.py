@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from loaders.base import FormatError
-from loaders.parsing.timeutil import TimeError, from_epoch, parse_iso
+from loaders.parsing.timeutil import TimeError, from_epoch, naive_to_utc, parse_iso
 
 # field -> header names that mean it (as written in exports; matching ignores case, spaces
 # and punctuation). "date" and "time" are separate columns some exports have; a column with
@@ -157,7 +157,8 @@ _ISO_NO_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}$")
 def parse_time(text: str) -> datetime:
     """A login time: ISO 8601, ``DD.MM.YYYY HH:MM[:SS]`` (Russian exports) or epoch.
 
-    Times without a zone or offset are taken as UTC; ``MSK``/``МСК`` is UTC+3.
+    Times without a zone or offset are read in the file's zone (``--tz``), else taken as
+    UTC (:func:`loaders.parsing.timeutil.naive_to_utc`); ``MSK``/``МСК`` is UTC+3.
 
     Raises:
         TimeError: not a time in any of these forms.
@@ -177,6 +178,8 @@ def parse_time(text: str) -> datetime:
                              min(int(ss or 0), 59), int((frac or "0").ljust(6, "0")))
         except ValueError as exc:
             raise TimeError(f"out of range: {value[:60]!r}") from exc
+        if not zone and not offset:  # no zone written: the file's (--tz), else UTC assumed
+            return naive_to_utc(naive)
         shift = timedelta(hours=_ZONES.get((zone or "utc").lower(), 0))
         if offset:
             sign = -1 if offset[0] == "-" else 1

@@ -40,6 +40,8 @@ MANIFEST_SCHEMA = pa.schema([
     ("records_duplicate", pa.int64()),
     ("first_timestamp", pa.timestamp("us", tz="UTC")),
     ("last_timestamp", pa.timestamp("us", tz="UTC")),
+    ("naive_times", pa.int64()),
+    ("time_zone", pa.string()),
     ("tool_version", pa.string()),
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("finished_at", pa.timestamp("us", tz="UTC")),
@@ -110,6 +112,10 @@ class StagedRow(TypedDict):
     records_duplicate: int
     first_timestamp: datetime | None
     last_timestamp: datetime | None
+    # records whose time was written without a zone, and the zone they were read in
+    # ("UTC (assumed: …)", "Europe/Moscow (--tz)"); 0 and None when every time had one
+    naive_times: int
+    time_zone: str | None
     tool_version: str
     started_at: datetime
 

@@ -30,6 +30,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -85,6 +86,25 @@ def _evtx_collect(records: Iterator[EvtxRecord], src: Source
     return batch, _EOF
 
 
+_SKEW = timedelta(minutes=2)  # TimeCreated is logged moments after Sysmon's UtcTime
+# EVTX's and the XML renderings' SystemTime is a FILETIME, UTC by format: never a local time
+_SYSTEM_TIME = "System/TimeCreated/@SystemTime"
+
+
+def _zone_like(delta: timedelta) -> bool:
+    """A difference that is a zone offset: at least a quarter hour, within the skew of a
+    multiple of one (a record logged late is not a zone)."""
+    quarter = timedelta(minutes=15)
+    return abs(delta) >= quarter - _SKEW and abs(delta - round(delta / quarter) * quarter) \
+        <= _SKEW
+
+
+def _hours(delta: timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"is {sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 class WindowsEventsLoader(JsonLoader):
     name = "windows_events"
     description = "Windows event logs: Sysmon (Windows and Linux), Security, System, PowerShell"
@@ -130,7 +150,7 @@ class WindowsEventsLoader(JsonLoader):
 
     def event_item(self, ev: WinEvent, line: int, raw: str) -> Item:
         """Map one normalized event to a :class:`Parsed` (or a reject without a time)."""
-        ts, _used, time_warnings = resolve_time(ev.times)
+        ts, used, time_warnings = resolve_time(ev.times)
         warnings = [*ev.warnings, *time_warnings]
         if ts is None:
             tried = ", ".join(name for name, _ in ev.times)
@@ -139,9 +159,15 @@ class WindowsEventsLoader(JsonLoader):
         utc_time = None
         if ev.data.get("UtcTime") is not None:
             try:
-                utc_time = parse_time(ev.data["UtcTime"])
+                utc_time = parse_time(ev.data["UtcTime"], naive_is_utc=True)
             except TimeError as exc:
                 warnings.append(f"UtcTime: {exc}")
+        if utc_time is not None and used != _SYSTEM_TIME and _zone_like(ts - utc_time):
+            # Sysmon's UtcTime is UTC by definition: a record time hours off it is a
+            # collector's local time written as UTC (OTRF's exports: TimeCreated "…Z")
+            warnings.append(f"{used} {_hours(ts - utc_time)} off UtcTime (a local time "
+                            "written as UTC?); UtcTime is used")
+            ts = utc_time
         if ev.event_id is None:
             warnings.append("EventID: missing or not a number")
         fields, more = to_fields(ev, ts, utc_time)

@@ -8,11 +8,12 @@ then turns a ``WinEvent`` into schema fields, so every form is mapped by the sam
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from loaders.parsing.timeutil import TimeError, parse_iso
+from loaders.parsing.timeutil import TimeError, current_clock, naive_to_utc, parse_iso
 
 # Windows writes these where a field has no value; they are "absent" for core columns.
 _EMPTY = frozenset({"", "-", "null", "n/a"})
@@ -103,8 +104,13 @@ def to_int(value: Any) -> int | None:
         return None
 
 
-def parse_time(value: Any) -> datetime | None:
+_ZONED = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d)?| UTC)$")
+
+
+def parse_time(value: Any, *, naive_is_utc: bool = False) -> datetime | None:
     """A Windows timestamp (ISO text, possibly with 7 fraction digits or `` UTC``) to UTC.
+    A time without a zone is read in the file's zone (``--tz``; see
+    :mod:`loaders.parsing.timeutil`) unless ``naive_is_utc`` (Sysmon's ``UtcTime``).
 
     Returns None for the zero time (1601-01-01, how empty FILETIMEs render).
 
@@ -115,7 +121,7 @@ def parse_time(value: Any) -> datetime | None:
     if text is None:
         return None
     if text.endswith(" UTC"):
-        text = text[:-4]
+        text, naive_is_utc = text[:-4], True
     ts: datetime | None = None
     if len(text) >= 19 and text[10] in "T ":
         # fast path for the common full timestamps (3.11 fromisoformat truncates 7-9
@@ -125,16 +131,31 @@ def parse_time(value: Any) -> datetime | None:
         except ValueError:
             ts = None
         else:
-            ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+            if ts.tzinfo is not None:
+                ts = ts.astimezone(UTC)
+            else:
+                ts = ts.replace(tzinfo=UTC) if naive_is_utc else naive_to_utc(ts)
     if ts is None:
-        ts = parse_iso(text)
+        ts = parse_iso(text, naive_is_utc=naive_is_utc)
     if ts.year <= 1601:
         return None
     return ts
 
 
+def _naive(text: str) -> datetime | None:
+    try:
+        return parse_iso(text, naive_is_utc=True).replace(tzinfo=None)
+    except TimeError:
+        return None
+
+
 def resolve_time(times: list[tuple[str, Any]]) -> tuple[datetime | None, str | None, list[str]]:
-    """The most trusted readable timestamp.
+    """The most trusted readable timestamp; a time whose zone is known (written with it,
+    or ``UtcTime``, UTC by definition) before one written without a zone.
+
+    A record with a naive time and ``UtcTime`` also shows the file's clock their offset
+    (:meth:`loaders.parsing.timeutil.Clock.observe`): a collector's export in local time
+    gives its zone to its records that have no ``UtcTime``.
 
     Args:
         times: ``(field name, value)`` candidates, most trusted first.
@@ -143,14 +164,36 @@ def resolve_time(times: list[tuple[str, Any]]) -> tuple[datetime | None, str | N
         (timestamp or None, the field it came from, warnings about unreadable candidates)
     """
     warnings: list[str] = []
+    naive: tuple[str, str] | None = None  # the first candidate written without a zone
     for name, value in times:
+        text = clean(value)
+        if text is None:
+            continue
+        by_definition = name == "UtcTime"
+        if not by_definition and not _ZONED.search(text) and _naive(text) is not None:
+            naive = naive or (name, text)
+            continue
         try:
-            ts = parse_time(value)
+            ts = parse_time(text, naive_is_utc=by_definition)
         except TimeError as exc:
             warnings.append(f"{name}: {exc}")
             continue
+        if ts is None:
+            continue
+        clock = current_clock()
+        if naive is not None and by_definition and clock is not None:
+            local = _naive(naive[1])
+            if local is not None:
+                clock.observe(local, ts, f"{naive[0]} against UtcTime")
+        return ts, name, warnings
+    if naive is not None:
+        try:
+            ts = parse_time(naive[1])
+        except TimeError as exc:
+            warnings.append(f"{naive[0]}: {exc}")
+            return None, None, warnings
         if ts is not None:
-            return ts, name, warnings
+            return ts, naive[0], warnings
     return None, None, warnings
 
 
