@@ -109,7 +109,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     options = LoadOptions(year=args.year, mapping=_parse_map(args.map), helpers=None,
                           tz=args.tz, tz_for=_parse_tz_for(args.tz_for))
     try:
-        options.check_zones()
+        options.check()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -642,12 +642,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser ---------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from loaders.store.store import tool_version
+
+    return tool_version()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auditlens",
         description="Security incident forensics: load cloud, host and Kubernetes logs into "
                     "one Parquet evidence store and query it.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"auditlens {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO, ClassVar
 
@@ -269,8 +270,14 @@ class LoadOptions:
     tz: str | None = None
     tz_for: tuple[tuple[str, str], ...] = ()
 
-    def check_zones(self) -> None:
-        """Raise ``ValueError`` (saying what is accepted) for a zone that does not exist."""
+    def check(self) -> None:
+        """Raise ``ValueError`` (saying what is accepted) for a zone that does not exist or
+        a year no log of this world was written in (1970 to next year)."""
+        if self.year is not None:
+            latest = datetime.now(UTC).year + 1
+            if not 1970 <= self.year <= latest:
+                raise ValueError(f"year {self.year} is out of range: syslog without a year "
+                                 f"is taken to be from 1970 to {latest}")
         for zone in [self.tz, *(z for _, z in self.tz_for)]:
             if zone is not None:
                 zone_from_text(zone)

@@ -166,6 +166,44 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield p
 
 
+def _is_store(directory: Path) -> bool:
+    return (directory / "ledger.jsonl").is_file() or (
+        (directory / "manifest.parquet").is_file() and (directory / "events").is_dir())
+
+
+def _without_stores(files: Iterable[Path], own: Path,
+                    skip: Callable[[FileOutcome], None]) -> Iterator[Path]:
+    """The files found, less those of an auditlens store: the one being written (the store
+    may live in the folder ingested; it grows while the folder is walked) is left out
+    silently, and another store under the inputs is one ``skipped`` outcome saying how many
+    of its files were not read. A store is not evidence."""
+    own_root = own.resolve()
+    verdict: dict[Path, Path | None] = {}  # directory -> the store it is in, or None
+    left: dict[Path, int] = {}
+
+    def store_of(directory: Path) -> Path | None:
+        if directory in verdict:
+            return verdict[directory]
+        found: Path | None = None
+        if directory == own_root or _is_store(directory):
+            found = directory
+        elif directory.parent != directory:
+            found = store_of(directory.parent)
+        verdict[directory] = found
+        return found
+
+    for path in files:
+        root = store_of(path.resolve().parent)
+        if root is None:
+            yield path
+        else:
+            left[root] = left.get(root, 0) + 1
+    for root, n in left.items():
+        if root != own_root:
+            skip(FileOutcome(str(root), "skipped", message=f"an auditlens evidence store, "
+                             f"not evidence: its {n:,} files were not read"))
+
+
 def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
     """Parse one file into staged Parquet. Runs in a worker process when jobs > 1."""
     loader = loaders.get_loader(job.loader)
@@ -308,7 +346,7 @@ def ingest(
     if format:
         loaders.get_loader(format)
     options = options or LoadOptions()
-    options.check_zones()
+    options.check()
     progress = progress or Progress()
     report = IngestReport(new_ingest_id(), store.root)
     with store.write_lock(report.ingest_id):
@@ -360,7 +398,8 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
 
     try:
         seq = 0
-        for item in _expand(discover(paths), staging, skip, options.archive_limits):
+        found = _without_stores(discover(paths), store.root, skip)
+        for item in _expand(found, staging, skip, options.archive_limits):
             seq += 1
             file, owned = item
             outcome = _precheck(file, format, hashes)
