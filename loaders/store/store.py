@@ -158,6 +158,7 @@ class Commit:
     row: StagedRow
     staged_events: dict[str, StagedDay]
     staged_rejects: Path | None
+    host_from_layout: str | None = None  # the manifest's column of that name
 
 
 class Store:
@@ -512,6 +513,7 @@ class Store:
             "rejects_file": rejects_rel,
             "parts_sha256": [hashes[_tmp_name(p)] for p in parts],
             "rejects_sha256": hashes[_tmp_name(rejects_rel)] if rejects_rel else None,
+            "host_from_layout": commit.host_from_layout,
         }
         self.manifest_dir.mkdir(parents=True, exist_ok=True)
         record = self.manifest_dir / f"{ingest_id}-{seq:06d}.parquet"
