@@ -28,6 +28,7 @@ from loaders.store.uidindex import fingerprints
 
 SMALL_DAY_ROWS = 5_000  # a staged day whose first batch is smaller is written with LZ4
 HOLD_ROWS = 2_000  # a file of at most this many events is staged in memory (see write_staged)
+HOLD_BYTES = 8 << 20  # ... and of at most this much Arrow data (a few huge records: written)
 WRITE_AHEAD = 3  # batches parsed but not yet written (the writer catches up in bursts)
 
 
@@ -90,8 +91,9 @@ def write_staged(tables: Iterator[tuple[StoredTable, pa.Table]], directory: Path
     parsed: Arrow releases the GIL there, so the two overlap on two cores (the write was
     ~20% of a container-log ingest).
 
-    A file of at most :data:`HOLD_ROWS` events is not written here: its days are held in
-    memory (:attr:`StagedDay.table`) and the commit writes what it keeps. Opening a Parquet
+    A file of at most :data:`HOLD_ROWS` events and :data:`HOLD_BYTES` is not written here:
+    its days are held in memory (:attr:`StagedDay.table`) and the commit writes what it
+    keeps (the byte cap keeps a few huge records from being held). Opening a Parquet
     writer of the ~180-column schema costs ~4 ms a day, which dominated a triage collection
     of many small EVTX files; and a day whose events are all stored already (the same log
     collected twice) is then never written at all, nor read back to be de-duplicated.
@@ -106,6 +108,7 @@ def write_staged(tables: Iterator[tuple[StoredTable, pa.Table]], directory: Path
     pending: deque[Future[None]] = deque()
     held: dict[str, list[pa.Table]] = {}  # while the file is small: its days, in memory
     holding = [True]
+    held_bytes = [0]
 
     def rejects(table: pa.Table) -> None:
         if not rj_writer:
@@ -120,7 +123,10 @@ def write_staged(tables: Iterator[tuple[StoredTable, pa.Table]], directory: Path
         writer.write_table(part)
 
     def events(table: pa.Table) -> None:
-        if holding[0] and sum(rows.values()) + table.num_rows > HOLD_ROWS:
+        if holding[0]:
+            held_bytes[0] += table.nbytes
+        if holding[0] and (sum(rows.values()) + table.num_rows > HOLD_ROWS
+                           or held_bytes[0] > HOLD_BYTES):
             holding[0] = False  # no longer small: what was held is written, in order
             for day, parts in held.items():
                 for part in parts:
