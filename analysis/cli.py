@@ -167,9 +167,18 @@ def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
              f"{f.rejected:,}", f"{f.duplicate:,}", f.message] for f in report.files]
     _table(rows, ["file", "loader", "status", "read", "loaded", "rejected", "duplicate",
                   "note"], out)
+    hosts = report.by_host()
+    if hosts:
+        print("\nby host:", file=out)
+        _table([[h.host, f"{h.files:,}", f"{h.loaded:,}", ", ".join(h.sources),
+                 _when(h.first), _when(h.last)] for h in hosts],
+               ["host", "files", "loaded", "sources", "first", "last"], out)
     t = report.totals()
+    metadata = report.metadata_files()
+    skipped = (f"{t['skipped']} skipped ({metadata} as collection metadata)" if metadata
+               else f"{t['skipped']} skipped")
     print(f"\n{len(report.files)} files: {t['ingested']} ingested, {t['stopped']} stopped, "
-          f"{t['skipped']} skipped, {t['refused']} refused, {t['failed']} failed", file=out)
+          f"{skipped}, {t['refused']} refused, {t['failed']} failed", file=out)
     print(f"records: {t['read']:,} read = {t['loaded']:,} loaded + {t['rejected']:,} rejected "
           f"+ {t['duplicate']:,} duplicate", file=out)
     print(f"store: {safe(report.store)}  (ingest {report.ingest_id})", file=out)
@@ -217,6 +226,15 @@ def _print_zones(report: IngestReport, out: TextIO) -> None:
         print("If they are local times, ingest them again into a fresh store with --tz ZONE "
               "(or --tz-for PATTERN=ZONE for some files): a timeline hours off misleads.",
               file=out)
+
+
+def _when(t: object) -> str:
+    """A time of the summary by host: UTC to the second, ``-`` for none."""
+    from datetime import datetime
+
+    if not isinstance(t, datetime):
+        return "-"
+    return t.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -49,6 +49,9 @@ MANIFEST_SCHEMA = pa.schema([
     ("rejects_file", pa.string()),
     ("parts_sha256", pa.list_(pa.string())),
     ("rejects_sha256", pa.string()),
+    # the host taken from a triage collection's layout (loaders.ingest.collections) and
+    # filled into this file's events whose records name none; None when none needed it
+    ("host_from_layout", pa.string()),
 ])
 
 
@@ -130,6 +133,10 @@ class ManifestRow(StagedRow):
     rejects_file: str | None
     parts_sha256: list[str] | None
     rejects_sha256: str | None
+    # the host a triage collection's layout names, filled into the file's events whose
+    # records name none (never over a record's own); None when none needed it, and in
+    # stores written before collections were recognised
+    host_from_layout: str | None
 
 
 StoredTable = Literal["events", "rejects"]

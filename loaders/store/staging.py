@@ -27,6 +27,8 @@ from loaders.store.layout import COMPRESSION, REJECT_SCHEMA, UNKNOWN_DATE, Store
 from loaders.store.uidindex import fingerprints
 
 SMALL_DAY_ROWS = 5_000  # a staged day whose first batch is smaller is written with LZ4
+HOLD_ROWS = 2_000  # a file of at most this many events is staged in memory (see write_staged)
+HOLD_BYTES = 8 << 20  # ... and of at most this much Arrow data (a few huge records: written)
 WRITE_AHEAD = 3  # batches parsed but not yet written (the writer catches up in bursts)
 
 
@@ -38,6 +40,16 @@ class StagedDay:
     path: Path
     rows: int
     fingerprints: np.ndarray | None  # sorted
+    # a small file's day, held in memory instead of written to ``path`` (HOLD_ROWS): the
+    # commit writes it, with ``options``, only what it keeps of it
+    table: pa.Table | None = None
+    options: dict[str, Any] | None = None
+
+    def write(self) -> None:
+        """Write a held day to ``path`` (for a commit that reads it from a file)."""
+        if self.table is not None:
+            pq.write_table(self.table, self.path, **(self.options or {}))
+            self.table = None
 
 
 def _event_file_options(used: frozenset[str] | None, rows: int) -> dict[str, Any]:
@@ -78,6 +90,13 @@ def write_staged(tables: Iterator[tuple[StoredTable, pa.Table]], directory: Path
     Writing (compression, mostly) runs in one background thread while the next batch is
     parsed: Arrow releases the GIL there, so the two overlap on two cores (the write was
     ~20% of a container-log ingest).
+
+    A file of at most :data:`HOLD_ROWS` events and :data:`HOLD_BYTES` is not written here:
+    its days are held in memory (:attr:`StagedDay.table`) and the commit writes what it
+    keeps (the byte cap keeps a few huge records from being held). Opening a Parquet
+    writer of the ~180-column schema costs ~4 ms a day, which dominated a triage collection
+    of many small EVTX files; and a day whose events are all stored already (the same log
+    collected twice) is then never written at all, nor read back to be de-duplicated.
     """
     directory.mkdir(parents=True, exist_ok=True)
     rj_path = directory / f"{stem}.rejects.parquet"
@@ -87,20 +106,39 @@ def write_staged(tables: Iterator[tuple[StoredTable, pa.Table]], directory: Path
     fps: dict[str, list[np.ndarray | None]] = {}
     rj_writer: list[pq.ParquetWriter] = []
     pending: deque[Future[None]] = deque()
+    held: dict[str, list[pa.Table]] = {}  # while the file is small: its days, in memory
+    holding = [True]
+    held_bytes = [0]
 
     def rejects(table: pa.Table) -> None:
         if not rj_writer:
             rj_writer.append(pq.ParquetWriter(rj_path, REJECT_SCHEMA, compression=COMPRESSION))
         rj_writer[0].write_table(table)
 
+    def write(day: str, part: pa.Table, first_rows: int) -> None:
+        writer = writers.get(day)
+        if writer is None:
+            writer = writers[day] = pq.ParquetWriter(
+                paths[day], event_schema(), **_event_file_options(used, first_rows))
+        writer.write_table(part)
+
     def events(table: pa.Table) -> None:
+        if holding[0]:
+            held_bytes[0] += table.nbytes
+        if holding[0] and (sum(rows.values()) + table.num_rows > HOLD_ROWS
+                           or held_bytes[0] > HOLD_BYTES):
+            holding[0] = False  # no longer small: what was held is written, in order
+            for day, parts in held.items():
+                for part in parts:
+                    write(day, part, parts[0].num_rows)
+            held.clear()
         for day, part in _by_day(table):
-            writer = writers.get(day)
-            if writer is None:
+            if day not in paths:
                 paths[day] = directory / f"{stem}.events.{day}.parquet"
-                writer = writers[day] = pq.ParquetWriter(
-                    paths[day], event_schema(), **_event_file_options(used, part.num_rows))
-            writer.write_table(part)
+            if holding[0]:
+                held.setdefault(day, []).append(part)
+            else:
+                write(day, part, part.num_rows)
             rows[day] = rows.get(day, 0) + part.num_rows
             found = fingerprints(part.column("event_uid"))
             fps.setdefault(day, []).append(None if found is None else np.sort(found))
@@ -120,6 +158,9 @@ def write_staged(tables: Iterator[tuple[StoredTable, pa.Table]], directory: Path
         for writer in [*writers.values(), *rj_writer]:
             writer.close()
     staged = {day: StagedDay(path, rows[day], _joined(fps[day])) for day, path in paths.items()}
+    for day, parts in held.items():
+        staged[day].table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        staged[day].options = _event_file_options(used, parts[0].num_rows)
     return staged, (rj_path if rj_writer else None)
 
 

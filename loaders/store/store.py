@@ -158,6 +158,7 @@ class Commit:
     row: StagedRow
     staged_events: dict[str, StagedDay]
     staged_rejects: Path | None
+    host_from_layout: str | None = None  # the manifest's column of that name
 
 
 class Store:
@@ -177,6 +178,12 @@ class Store:
         self._lock_path = self.root / ".lock"
         self._uids = UidIndex()
         self._committing_now = False
+        # the manifest records this Store committed (under the write lock), by path: the
+        # end of an ingest reads every pending record two or three times (recover, fold,
+        # seal), which for a collection of many small files was ~10% of the run
+        # (docs/BENCHMARKS.md); a record is immutable once committed, and only one found on
+        # disk by its name is taken from here, so the store on disk still decides
+        self._written_records: dict[str, pa.Table] = {}
 
     def exists(self) -> bool:
         return self.events_dir.is_dir() or self.manifest_path.exists()
@@ -408,7 +415,9 @@ class Store:
                     tables = []
                     if self.manifest_path.exists():
                         tables.append(self._read_record(self.manifest_path))
-                    tables.extend(self._read_record(p) for p in pending)
+                    written = self._written_records
+                    tables.extend(written[str(p)] if str(p) in written
+                                  else self._read_record(p) for p in pending)
                 break
             except FileNotFoundError:  # folded meanwhile (a writer without the lock file)
                 if attempt == 19:
@@ -449,6 +458,7 @@ class Store:
         os.replace(tmp, self.manifest_path)
         for p in pending:
             p.unlink()
+            self._written_records.pop(str(p), None)
 
     # --- commit -----------------------------------------------------------------------
 
@@ -512,14 +522,17 @@ class Store:
             "rejects_file": rejects_rel,
             "parts_sha256": [hashes[_tmp_name(p)] for p in parts],
             "rejects_sha256": hashes[_tmp_name(rejects_rel)] if rejects_rel else None,
+            "host_from_layout": commit.host_from_layout,
         }
         self.manifest_dir.mkdir(parents=True, exist_ok=True)
         record = self.manifest_dir / f"{ingest_id}-{seq:06d}.parquet"
         tmp_record = record.with_name("." + record.name + ".tmp")
-        _fsync_write_table(pa.Table.from_pylist([row], schema=MANIFEST_SCHEMA), tmp_record)
+        record_table = pa.Table.from_pylist([row], schema=MANIFEST_SCHEMA)
+        _fsync_write_table(record_table, tmp_record)
         _crash_point("before-commit")
         with self._committing():
             os.replace(tmp_record, record)  # the commit point
+            self._written_records[str(record)] = record_table
             _crash_point("after-commit")
             for tmp in tmp_files:
                 os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
@@ -583,12 +596,18 @@ class Store:
                     return self.part_files(source, [day])
 
                 if self._uids.is_new(key, existing, fps):
-                    os.replace(path, tmp)
+                    if done.table is not None:  # held in memory (a small file): written now
+                        pq.write_table(done.table, tmp, **(done.options or {}))
+                    else:
+                        os.replace(path, tmp)
                     written = rows
                 elif rows <= in_memory_rows and \
                         _at_most(self._uids.stored(key, existing), SMALL_STORED_IDS):
-                    written, fps = _dedupe_in_memory(path, self._uids.exact(key, existing), tmp)
+                    written, fps = _dedupe_in_memory(
+                        done.table if done.table is not None else path,
+                        self._uids.exact(key, existing), tmp)
                 else:
+                    done.write()
                     con = con or self._duckdb()
                     written = self._dedupe_into(con, path, [str(p) for p in existing()], tmp)
                     fps = staged_fingerprints(tmp) if written else None
@@ -646,12 +665,14 @@ def _at_most(n: int | None, limit: int) -> bool:
     return n is not None and n <= limit
 
 
-def _dedupe_in_memory(staged: Path, stored: pa.Array, out: Path
+def _dedupe_in_memory(staged: Path | pa.Table, stored: pa.Array, out: Path
                       ) -> tuple[int, np.ndarray | None]:
-    """:meth:`Store._dedupe_into` for a small staged file and partition, with Arrow: no
-    DuckDB query to plan (~25 ms each, which dominated directories of small files).
-    ``stored`` holds the partition's ids. Returns the rows written and their fingerprints."""
-    uids = pq.read_table(staged, columns=["event_uid"]).column(0)
+    """:meth:`Store._dedupe_into` for a small staged file (or a day held in memory) and
+    partition, with Arrow: no DuckDB query to plan (~25 ms each, which dominated
+    directories of small files). ``stored`` holds the partition's ids. Returns the rows
+    written and their fingerprints."""
+    uids = (staged.column("event_uid") if isinstance(staged, pa.Table)
+            else pq.read_table(staged, columns=["event_uid"]).column(0))
     n = len(uids)
     order = pa.table({"u": uids, "i": pa.array(np.arange(n))})
     firsts = order.group_by("u", use_threads=False).aggregate([("i", "min")]).column("i_min")
@@ -663,6 +684,7 @@ def _dedupe_in_memory(staged: Path, stored: pa.Array, out: Path
     if not kept:
         return 0, None
     mask = pa.array(keep)
-    pq.write_table(pq.read_table(staged).filter(mask), out, compression=COMPRESSION)
+    table = staged if isinstance(staged, pa.Table) else pq.read_table(staged)
+    pq.write_table(table.filter(mask), out, compression=COMPRESSION)
     found = fingerprints(uids.filter(mask))
     return kept, None if found is None else np.sort(found)
