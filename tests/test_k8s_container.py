@@ -192,3 +192,72 @@ def test_sniff_leaves_wrapped_audit_events_to_k8s_audit() -> None:
                         "stream": "stdout", "time": "2024-05-01T10:00:00Z"}).encode()
     assert loaders.detect(audit).name == "k8s_audit"
     assert not k8s_container.LOADER.sniff(b"2024-05-01T10:00:00Z myhost sshd[1]: hi\n", "x")
+
+
+LOG_ONLY = DIR / "synthetic_fluentbit_log_only.jsonl"
+NO_TIME = ("docker json-file record without a time (no \"time\" key): stored without a "
+           "timestamp (date=unknown)")
+
+
+def test_log_only_records_load_without_a_timestamp() -> None:
+    """{"log": …} alone (fluent-bit): stdout entries with a null timestamp and a warning
+    saying why; no time is guessed; partials still join; a byte-identical repeat is a
+    duplicate (with no time, nothing tells the two apart)."""
+    assert loaders.detect(LOG_ONLY.read_bytes()[:4096], LOG_ONLY.name).name == "k8s_container"
+    result = loaders.load(LOG_ONLY)
+    c = result.counts
+    assert (c.read, c.loaded, c.rejected, c.duplicate) == (5, 4, 0, 1)
+    ev = result.events
+    assert ev["source_line"].tolist() == [1, 2, 3, 6]
+    assert ev["timestamp"].isna().all()
+    assert ev["parse_warning"].tolist() == [NO_TIME] * 4
+    assert ev["message"].tolist() == [
+        "GET /healthz 200", 'level=info msg="worker started" id=3',
+        "upstream response was long, so the shipper split it",
+        '{"level":"error","msg":"db down"}']
+    assert ev["k8s_stream"].tolist() == ["stdout"] * 4
+    assert [_row(ev, n)["k8s_log_level"] for n in (2, 3, 6)] == ["info", None, "error"]
+    last = _row(ev, 6)
+    assert (last["k8s_pod"], last["k8s_namespace"], last["host"]) == (
+        "api-7d9f5c6b8-x2x7p", "payments", "node-1")
+    assert _row(ev, 3)["raw"] == "\n".join(LOG_ONLY.read_text("utf-8").splitlines()[2:4])
+
+
+def test_log_only_records_go_to_the_unknown_date_partition(tmp_path: Path) -> None:
+    from loaders.ingest.pipeline import ingest
+    from loaders.store.read import read_events, read_manifest
+    from loaders.store.store import Store
+
+    store = Store(tmp_path / "store")
+    [f] = ingest(store, [LOG_ONLY]).files
+    assert (f.status, f.read, f.loaded, f.duplicate) == ("ingested", 5, 4, 1)
+    assert {p.parent.name for p in store.part_files()} == {"date=unknown"}
+    stored = read_events(store.root, sources=["k8s_container"])
+    assert len(stored) == 4 and stored["timestamp"].isna().all()
+    m = read_manifest(store.root)
+    assert m.loc[0, "first_timestamp"] is None or pd.isna(m.loc[0, "first_timestamp"])
+
+
+def test_log_only_sniff_and_mixed_records(tmp_path: Path) -> None:
+    """Only a whole {"log"} object (with shipper metadata at most) is claimed; a present
+    but unreadable time is still a reject; timed and untimed records mix."""
+    sniff = k8s_container.LOADER.sniff
+    assert sniff(b'{"log":"x\\n"}\n', "a.log")
+    assert sniff(b'{"log":"x\\n","attrs":{"tag":"web"}}\n', "a.log")
+    assert not sniff(b'{"log":"x\\n","level":"info"}\n', "a.log")
+    assert not sniff(b'{"log":"x\\n"', "a.log")
+    path = tmp_path / "mixed.log"
+    path.write_text("\n".join([
+        json.dumps({"log": "timed\n", "stream": "stderr", "time": "2024-05-01T10:00:00Z"}),
+        json.dumps({"log": "untimed\n"}),
+        json.dumps({"log": "empty time\n", "time": ""}),
+        json.dumps({"log": "bad time\n", "time": "yesterday"}),
+    ]) + "\n")
+    result = loaders.load(path)
+    assert (result.counts.loaded, result.counts.rejected) == (2, 2)
+    ev = result.events
+    assert ev["timestamp"].tolist()[0] == pd.Timestamp("2024-05-01T10:00:00Z")
+    assert pd.isna(ev["timestamp"].tolist()[1])
+    assert ev["parse_warning"].tolist()[1] == NO_TIME
+    assert result.rejects["source_line"].tolist() == [3, 4]
+    assert all("without a readable time" in r for r in result.rejects["reason"])

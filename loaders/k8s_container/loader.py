@@ -8,7 +8,12 @@ Two line formats, recognised line by line (a file may even mix them):
 - docker json-file: ``{"log": "...\\n", "stream": "stdout", "time": "..."}``. Docker splits
   long lines into records whose ``log`` does not end in ``\\n``; those are joined the same
   way. Shipper copies that add a ``kubernetes`` object (fluent-bit, Filebeat) give pod,
-  namespace, container and host from it.
+  namespace, container and host from it. Records with only ``log`` (no ``time``, no
+  ``stream``), as fluent-bit and some shippers write them, are stdout entries without a
+  timestamp: they are stored with a null ``timestamp`` (the store's ``date=unknown``
+  partition) and a ``parse_warning`` saying so, never given a time guessed from the file's
+  mtime or a neighbouring line (a guess would put the line where it did not happen on the
+  timeline); a record whose ``time`` is present but unreadable is still rejected.
 
 One counted record is one log entry: a complete line, or the partial lines joined into it
 (the entry's line number is its first line; ``raw`` holds all of its lines). Joining is
@@ -55,6 +60,10 @@ _CRI = re.compile(
     r"(stdout|stderr) ([PF])(?::\S*)?(?: (.*))?$", re.S)
 _DOCKER_LOG = re.compile(r'"log"\s*:\s*"')
 _DOCKER_KEYS = re.compile(r'"(?:stream|time)"\s*:')
+# keys a docker json-file record without time/stream may carry next to "log"
+_LOG_ONLY_KEYS = frozenset({"log", "kubernetes", "attrs"})
+_NO_TIME = ("docker json-file record without a time (no \"time\" key): stored without a "
+            "timestamp (date=unknown)")
 
 _PODS_PATH = re.compile(
     r"(?:^|/)([a-z0-9][a-z0-9.-]*)_([a-z0-9][a-z0-9.-]*)_([0-9a-fA-F-]{8,})/"
@@ -201,7 +210,7 @@ class _Entry:
     """A log entry being assembled from partial lines of one stream."""
 
     line: int
-    stamp: str
+    stamp: str | None  # None: a docker record without a time (stored without a timestamp)
     stream: str
     pieces: list[str] = field(default_factory=list)
     raws: list[str] = field(default_factory=list)
@@ -213,7 +222,8 @@ class _Entry:
 class K8sContainerLoader(Loader):
     name = "k8s_container"
     description = "Kubernetes / Docker container stdout and stderr logs"
-    reads = ("CRI log lines (containerd, CRI-O) and docker json-file records; pod, namespace, "
+    reads = ("CRI log lines (containerd, CRI-O) and docker json-file records (also {log} "
+             "alone, without a time: null timestamp, date=unknown); pod, namespace, "
              "container from /var/log/pods, /var/log/containers or docker paths")
     prefix = K8S_CONTAINER.prefix
     record = "log entry (partial lines joined)"
@@ -225,8 +235,9 @@ class K8sContainerLoader(Loader):
         if _CRI.match(first.rstrip("\r")):
             return True
         # shipper records that carry an API audit event belong to k8s_audit
-        return (first.startswith("{") and bool(_DOCKER_LOG.search(first))
-                and bool(_DOCKER_KEYS.search(first)) and "auditID" not in first)
+        if not first.startswith("{") or not _DOCKER_LOG.search(first) or "auditID" in first:
+            return False
+        return bool(_DOCKER_KEYS.search(first)) or _log_only(first)
 
     def parse(self, src: Source) -> Iterator[Item]:
         info = path_info(src.file.display)
@@ -241,6 +252,18 @@ class K8sContainerLoader(Loader):
         for line in src.lines():
             yield from assembler.feed(line)
         yield from assembler.flush()
+
+
+def _log_only(first: str) -> bool:
+    """A docker json-file record with only ``log`` (and shipper metadata): ``{"log":"…"}``.
+    Only a whole JSON object whose keys are all known is taken: ``log`` alone is too common
+    a key to claim any JSON with it."""
+    try:
+        obj = json.loads(first)
+    except (ValueError, RecursionError):
+        return False
+    return (isinstance(obj, dict) and isinstance(obj.get("log"), str)
+            and obj.keys() <= _LOG_ONLY_KEYS)
 
 
 class Assembler:
@@ -305,8 +328,9 @@ class Assembler:
         self.open.clear()
 
 
-def _split(text: str) -> tuple[str, str, str, bool, dict[str, Any] | None]:
-    """(timestamp text, stream, message piece, is-final, shipper metadata) of one line.
+def _split(text: str) -> tuple[str | None, str, str, bool, dict[str, Any] | None]:
+    """(timestamp text, stream, message piece, is-final, shipper metadata) of one line; the
+    timestamp is None for a docker record without any time key.
 
     Raises:
         ValueError: the line is neither format; the text is the reject reason.
@@ -320,13 +344,15 @@ def _split(text: str) -> tuple[str, str, str, bool, dict[str, Any] | None]:
             raise ValueError("JSON record without a \"log\" string: not a docker "
                              "json-file record")
         log = obj["log"]
-        stamp = obj.get("time") or obj.get("@timestamp") or ""
+        stamp: str | None = None
+        if "time" in obj or "@timestamp" in obj:  # present: it must be readable
+            stamp = str(obj.get("time") or obj.get("@timestamp") or "")
         final = log.endswith("\n")
         piece = log[:-1] if final else log
         if piece.endswith("\r"):
             piece = piece[:-1]
         meta = obj.get("kubernetes") if isinstance(obj.get("kubernetes"), dict) else None
-        return str(stamp), str(obj.get("stream") or "stdout"), piece, final, meta
+        return stamp, str(obj.get("stream") or "stdout"), piece, final, meta
     m = _CRI.match(text)
     if not m:
         raise ValueError("not a CRI log line (<RFC3339 time> <stdout|stderr> <P|F> "
@@ -337,10 +363,14 @@ def _split(text: str) -> tuple[str, str, str, bool, dict[str, Any] | None]:
 def _entry(entry: _Entry, info: PathInfo) -> Item:
     """The event (or the reject, when its time is unreadable) of an assembled entry."""
     raw = entry.raws[0] if len(entry.raws) == 1 else "\n".join(entry.raws)
-    try:
-        ts = _time(entry.stamp)
-    except TimeError as exc:
-        return Reject(entry.line, f"log entry without a readable time: {exc}", raw)
+    ts: datetime | None = None
+    if entry.stamp is None:
+        entry.warnings.insert(0, _NO_TIME)
+    else:
+        try:
+            ts = _time(entry.stamp)
+        except TimeError as exc:
+            return Reject(entry.line, f"log entry without a readable time: {exc}", raw)
     message = "".join(entry.pieces)
     level, msg = lift(message)
     meta = {k: str(v) for k, v in (entry.meta or {}).items()

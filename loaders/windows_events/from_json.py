@@ -7,6 +7,9 @@
 - flat (OTRF Mordor, NXLog, Sentinel ``SecurityEvent``): system fields and event fields side by
   side, optionally with ``EventData`` as a JSON or XML string (Sentinel ``WindowsEvent`` /
   ``Event`` tables);
+- Sysmon for Linux in a Log Analytics / Microsoft Sentinel ``Syslog`` table export: one row
+  (``TimeGenerated``, ``Computer``, ``HostName``, ``ProcessName``, ``SyslogMessage``…) per
+  syslog message, the event XML in ``SyslogMessage`` (:func:`from_syslog_row`);
 - any of these under an Elasticsearch ``_source`` wrapper.
 """
 
@@ -15,11 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 from xml.etree.ElementTree import ParseError
+from xml.sax.saxutils import unescape
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from loaders.parsing import values
+from loaders.windows_events.from_xml import parse_event_xml, syslog_event_xml
 from loaders.windows_events.model import WinEvent, clean, scalar, to_int
 
 # Fields of flat exports that describe the record, not the event (System, agent, table
@@ -263,8 +268,70 @@ def from_flat(obj: dict[str, Any]) -> WinEvent:
     )
 
 
-def from_json_value(value: Any) -> WinEvent | str:
-    """Normalize one JSON value of any supported shape; a reason string when it is none."""
+_SYSTEM_TIME = "System/TimeCreated/@SystemTime"
+_XML_QUOTES = {"&quot;": '"', "&apos;": "'"}
+_ESCAPED_EVENT = "&lt;Event"
+
+
+def is_syslog_row(obj: dict[str, Any]) -> bool:
+    """A row of the Log Analytics ``Syslog`` table (the message in ``SyslogMessage``) and
+    not a Windows event of another shape that happens to carry such a field."""
+    return isinstance(obj.get("SyslogMessage"), str) and not (
+        "EventID" in obj or "Event" in obj or "winlog" in obj)
+
+
+def syslog_row_xml(message: str) -> str | None:
+    """The event XML of a ``SyslogMessage``; None when the message carries none.
+
+    The agent stores what follows the syslog tag: the XML itself, sometimes after a leading
+    word (``Event <Event>…``); an export that escaped the message as XML text
+    (``&lt;Event&gt;…``) is unescaped once, which gives back the XML exactly as Sysmon wrote
+    it (its own ``&amp;`` escapes were escaped again by the export).
+    """
+    xml = syslog_event_xml(message)
+    if xml is None and _ESCAPED_EVENT in message:
+        xml = syslog_event_xml(unescape(message, _XML_QUOTES))
+    return xml
+
+
+def from_syslog_row(obj: dict[str, Any]) -> WinEvent | str | None:
+    """Normalize a Sysmon for Linux event from a ``Syslog`` table row.
+
+    The XML is parsed with defusedxml exactly as a Sysmon for Linux syslog line is
+    (:func:`~loaders.windows_events.from_xml.parse_event_xml`), so the two forms of one
+    event store the same values and the same ``event_uid``. The row's own columns only fill
+    in what the event lacks: ``HostName`` (the syslog sender, what Sysmon writes as
+    ``<Computer>``) or else ``Computer`` (the machine the agent ran on: a collector, for
+    forwarded messages) for a missing ``<Computer>``; ``EventTime`` and ``TimeGenerated``
+    (when Log Analytics received the message, later than the event) are the last time
+    candidates, after ``TimeCreated`` and Sysmon's ``UtcTime`` (UTC by definition).
+
+    Returns:
+        The event; a reject reason (truncated or unreadable XML); None for a row whose
+        message carries no event XML (another program's syslog message: not a record,
+        as in a syslog file).
+    """
+    xml = syslog_row_xml(obj["SyslogMessage"])
+    if xml is None:
+        return None
+    if not xml.endswith("</Event>"):
+        return ("truncated event XML: SyslogMessage ends before </Event> (syslog message "
+                "length limit?)")
+    ev = parse_event_xml(xml)
+    if isinstance(ev, str):
+        return ev
+    if ev.computer is None:
+        ev.computer = clean(_first(obj, "HostName", "Computer"))
+    system_time = dict(ev.times).get(_SYSTEM_TIME)
+    ev.times = [(_SYSTEM_TIME, system_time), ("UtcTime", ev.data.get("UtcTime")),
+                ("EventTime", obj.get("EventTime")),
+                ("TimeGenerated", obj.get("TimeGenerated"))]
+    return ev
+
+
+def from_json_value(value: Any) -> WinEvent | str | None:
+    """Normalize one JSON value of any supported shape; a reason string when it is none;
+    None for a ``Syslog`` table row without event XML (not a record: skipped)."""
     if not isinstance(value, dict):
         return f"not a Windows event: a JSON {type(value).__name__}, not an object"
     if isinstance(value.get("_source"), dict):  # Elasticsearch hit
@@ -275,6 +342,8 @@ def from_json_value(value: Any) -> WinEvent | str:
     if isinstance(value.get("winlog"), dict) or (
             "event_data" in value and ("log_name" in value or "event_id" in value)):
         return from_winlogbeat(value)
+    if is_syslog_row(value):
+        return from_syslog_row(value)
     if "EventID" in value or any(k.lower() == "eventid" for k in value):
         return from_flat(value)
     keys = ", ".join(list(value)[:8])

@@ -15,7 +15,11 @@ Reads (detected from the first bytes):
 - ``wevtutil qe /f:xml`` XML and ``<Events>`` documents, UTF-8 or UTF-16 (see
   :mod:`loaders.windows_events.from_xml`); one record = one ``<Event>`` element;
 - Sysmon for Linux syslog lines (``… sysmon: <Event>…</Event>``); one record = one line
-  carrying event XML (other lines are skipped and counted in a file warning).
+  carrying event XML (other lines are skipped and counted in a file warning);
+- Sysmon for Linux in Log Analytics / Microsoft Sentinel ``Syslog`` table exports (JSON Lines
+  or a JSON array of rows, the event XML in ``SyslogMessage``); one record = one row carrying
+  event XML (rows of other programs are skipped and counted in a file warning, as the
+  lines of a syslog file are).
 
 Every form is normalized to a :class:`~loaders.windows_events.model.WinEvent` and mapped by
 the one table in :mod:`loaders.windows_events.catalog`; unknown event ids load as ``system``.
@@ -56,6 +60,7 @@ _XML_EVENT = re.compile(r"<Event[\s>]")
 _JSON_ID = re.compile(r'"(?:EventID|EventId|eventid)"\s*:')
 _JSON_HOST_OR_CHANNEL = re.compile(
     r'"(?:Channel|Computer|Hostname|SourceName|EventLog|ProviderName|Provider)"\s*:')
+_SYSLOG_ROW = re.compile(r'"SyslogMessage"\s*:')
 
 
 def _evtx_collect(records: Iterator[EvtxRecord], src: Source
@@ -110,17 +115,22 @@ class WindowsEventsLoader(JsonLoader):
     description = "Windows event logs: Sysmon (Windows and Linux), Security, System, PowerShell"
     reads = ("EVTX; JSON/NDJSON from agents (flat/Mordor/NXLog, Sentinel EventData string, "
              "Winlogbeat, evtx-style Event JSON); wevtutil/Event Viewer XML (UTF-8/UTF-16); "
-             "Sysmon for Linux syslog")
+             "Sysmon for Linux syslog, and in Log Analytics/Sentinel Syslog table exports "
+             "(JSON, SyslogMessage)")
     prefix = WINDOWS_EVENTS.prefix
     extra_columns = WINDOWS_EVENTS.columns
     record = ("EVTX record (in a damaged EVTX file, each record of a chunk that cannot be "
-              "read is one reject), JSON value, <Event> element, or syslog line with event "
-              "XML")
+              "read is one reject), JSON value, <Event> element, or syslog line (Syslog table "
+              "row) with event XML")
 
     def sniff(self, head: bytes, name: str) -> bool:
         if is_evtx(head):
             return True
         text = text_head(head[:_SNIFF_CHARS])
+        if text.lstrip().startswith(("{", "[")) and _SYSLOG_ROW.search(text):
+            # a Syslog table export: ours when Sysmon for Linux wrote into it (its XML may
+            # be escaped, \u003cEvent or &lt;Event, but the provider name stays)
+            return "Linux-Sysmon" in text
         if _XML_EVENT.search(text):
             return "<System>" in text and "<EventID" in text
         body = text.lstrip()
@@ -142,7 +152,7 @@ class WindowsEventsLoader(JsonLoader):
         if text.startswith("<"):
             yield from self._parse_xml(src)
         elif text.startswith(("{", "[")):
-            yield from super().parse(src)
+            yield from self._parse_json(src)
         else:  # text lines (syslog) that carry event XML somewhere in them
             yield from self._parse_syslog(src)
 
@@ -188,10 +198,36 @@ class WindowsEventsLoader(JsonLoader):
 
     def from_json(self, value: Any, rec: JsonRecord) -> Iterator[Item]:
         ev = from_json_value(value)
+        if ev is None:  # a Syslog table row of another program: not a record
+            return
         if isinstance(ev, str):
             yield Reject(rec.line, ev, rec.text)
             return
         yield self._safe_item(ev, rec.line, rec.text)
+
+    def _parse_json(self, src: Source) -> Iterator[Item]:
+        """The JSON values (see :class:`~loaders.base.JsonLoader`), with the ``Syslog`` table
+        rows that carry no event XML counted in a file warning, as a syslog file's other
+        lines are: a Syslog export holds every program's messages, so skipping them
+        silently would hide how much of the file was not Sysmon."""
+        skipped = 0
+        for rec in src.json_records():
+            if rec.error is not None:
+                yield Reject(rec.line, rec.error, rec.text)
+                continue
+            produced = False
+            try:
+                for item in self.from_json(rec.value, rec):
+                    produced = True
+                    yield item
+            except Exception as exc:  # one bad record must not stop the file
+                produced = True
+                yield Reject(rec.line, f"cannot map record: {type(exc).__name__}: {exc}",
+                             rec.text)
+            skipped += not produced
+        if skipped:
+            src.warnings.append(f"{skipped} Syslog table rows without Sysmon event XML were "
+                                "skipped")
 
     def _parse_evtx(self, src: Source) -> Iterator[Item]:
         with open(src.file.path, "rb") as fh:
