@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import ROOT
 
 SOURCES = ("k8s_audit", "k8s_container", "k8s_events", "linux_auditd", "linux_auth",
-           "mks_cluster", "openstack_cadf", "selectel_audit", "selectel_auth", "windows_events")
+           "linux_syslog", "mks_cluster", "openstack_cadf", "selectel_audit", "selectel_auth",
+           "windows_events")
 
 # layer -> the layers of ours it may import (itself included). The order is the one of
 # docs/ARCHITECTURE.md, bottom up; `loaders` is the package facade, whose imports are lazy.

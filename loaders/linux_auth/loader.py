@@ -21,40 +21,12 @@ zone are read in the file's zone (``--tz``, ``--tz-for``), else taken as UTC wit
 
 from __future__ import annotations
 
-import re
-
 from loaders.base import Item, LineLoader, Source
 from loaders.parsing.authlog import SyslogMapper
-from loaders.parsing.syslog import YearGuesser, header_programs
+from loaders.parsing.syslog import YearGuesser, auth_head, whole_syslog_name
 from loaders.schema.extras import LINUX_AUTH
 
-__all__ = ["LOADER", "LinuxAuthLoader", "YearGuesser", "auth_head", "whole_syslog_name"]
-
-_PROGRAMS = frozenset({
-    "sshd", "sshd-session", "sshd-auth", "sudo", "su", "useradd", "groupadd", "userdel",
-    "usermod", "passwd", "chpasswd", "gpasswd", "login", "systemd-logind", "unix_chkpwd",
-})
-# the names syslogd gives its whole-system files (rotated: .1, -20240301, .gz): they hold
-# every program, so they are linux_syslog's even when auth lines open them
-_WHOLE_SYSLOG = re.compile(
-    r"^(?:syslog|messages|kern\.log|daemon\.log|user\.log|cron|debug|all\.log)"
-    r"(?:[.-]\d{1,8}){0,2}(?:\.gz)?$")
-
-
-def auth_head(head: bytes) -> bool:
-    """Whether a file head is an auth log's: some syslog line of it is from an auth program,
-    or it holds PAM lines (e.g. a head full of CRON sessions)."""
-    if b"<Event" in head[:16384]:  # Sysmon for Linux events in syslog: windows_events
-        return False
-    programs = header_programs(head)
-    return bool(programs) and (b"pam_unix(" in head[:16384]
-                               or any(p.split("(", 1)[0] in _PROGRAMS for p in programs))
-
-
-def whole_syslog_name(name: str) -> bool:
-    """Whether a file (or archive member) is named like a whole-system syslog file."""
-    base = name.replace("\\", "/").rsplit("!", 1)[-1].rsplit("/", 1)[-1]
-    return _WHOLE_SYSLOG.match(base) is not None
+__all__ = ["LOADER", "LinuxAuthLoader", "YearGuesser"]
 
 
 class LinuxAuthLoader(LineLoader):

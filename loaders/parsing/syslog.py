@@ -81,6 +81,7 @@ class Header:
         pri: the ``<PRI>`` value, or None when the line has none.
         module: the PAM module of a ``prog(module)[pid]:`` tag, or None.
         last_repeated: N of a ``last message repeated N times`` line, else None.
+        form: ``rfc3164``, ``iso8601`` or ``rfc5424``.
     """
 
     ts: datetime
@@ -91,6 +92,7 @@ class Header:
     pri: int | None = None
     module: str | None = None
     last_repeated: int | None = None
+    form: str = "rfc3164"
 
 
 class YearGuesser:
@@ -164,7 +166,7 @@ def parse_header(text: str, years: YearGuesser) -> Header | str:
                                int(g["s"]), int((g["frac"] or "0").ljust(6, "0")))
         except ValueError as exc:
             return f"impossible date in syslog header: {exc}"
-        return _header(ts, g, last is not None)
+        return _header(ts, g, last is not None, "rfc3164")
     m = _ISO.match(text) or _RFC5424.match(text)
     last = None if m is not None else _ISO_LAST.match(text)
     g = m or last
@@ -174,20 +176,21 @@ def parse_header(text: str, years: YearGuesser) -> Header | str:
         ts = parse_iso(g["ts"])
     except TimeError as exc:
         return f"syslog timestamp: {exc}"
-    return _header(ts, g, last is not None)
+    form = "rfc5424" if text.startswith("<") and g.re is _RFC5424 else "iso8601"
+    return _header(ts, g, last is not None, form)
 
 
-def _header(ts: datetime, g: re.Match[str], is_last: bool) -> Header:
+def _header(ts: datetime, g: re.Match[str], is_last: bool, form: str) -> Header:
     pri = int(g["pri"]) if g["pri"] is not None else None
     if is_last:
-        return Header(ts, g["host"], "", None, "", pri, None, int(g["times"]))
+        return Header(ts, g["host"], "", None, "", pri, None, int(g["times"]), form)
     prog, module = g["prog"], None
     if "(" in prog:
         split = _MODULE_TAG.match(prog)
         if split is not None:
             prog, module = split["prog"], split["module"]
     pid = g["pid"] if g["pid"] != "-" else None
-    return Header(ts, g["host"], prog, pid, g["msg"] or "", pri, module)
+    return Header(ts, g["host"], prog, pid, g["msg"] or "", pri, module, None, form)
 
 
 def repeated(msg: str) -> tuple[int, str] | None:
@@ -213,3 +216,44 @@ def header_programs(head: bytes) -> list[str]:
     text = head[:16384]
     return [m.group(1).decode("ascii", "replace")
             for pattern in SNIFF_PATTERNS for m in pattern.finditer(text)]
+
+
+# programs whose lines make a file an auth log (linux_auth's) rather than a whole syslog
+AUTH_PROGRAMS = frozenset({
+    "sshd", "sshd-session", "sshd-auth", "sudo", "su", "useradd", "groupadd", "userdel",
+    "usermod", "passwd", "chpasswd", "gpasswd", "login", "systemd-logind", "unix_chkpwd",
+})
+# the names syslogd gives its whole-system files (rotated: .1, -20240301, .gz): they hold
+# every program, so they are linux_syslog's even when auth lines open them
+_WHOLE_SYSLOG = re.compile(
+    r"^(?:syslog|messages|kern\.log|daemon\.log|user\.log|cron|debug|all\.log)"
+    r"(?:[.-]\d{1,8}){0,2}(?:\.gz)?$")
+
+
+def auth_head(head: bytes) -> bool:
+    """Whether a file head is an auth log's (``linux_auth``'s sniff, which ``linux_syslog``
+    defers to): some syslog line of it is from an auth program, or it holds PAM lines
+    (e.g. a head full of CRON sessions). Sysmon for Linux events in syslog are
+    ``windows_events``'."""
+    if b"<Event" in head[:16384]:
+        return False
+    programs = header_programs(head)
+    return bool(programs) and (b"pam_unix(" in head[:16384]
+                               or any(p.split("(", 1)[0] in AUTH_PROGRAMS for p in programs))
+
+
+def whole_syslog_name(name: str) -> bool:
+    """Whether a file (or archive member) is named like a whole-system syslog file."""
+    base = name.replace("\\", "/").rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+    return _WHOLE_SYSLOG.match(base) is not None
+
+
+def syslog_head(head: bytes) -> bool:
+    """Whether a file head is syslog text: at least half of its first lines (up to 16 KiB,
+    journalctl's ``-- Boot …`` separators aside) have a syslog header."""
+    text = head[:16384]
+    if b"<Event" in text:
+        return False
+    lines = [ln for ln in text.split(b"\n")[:400] if ln.strip() and not ln.startswith(b"-- ")]
+    matched = len(header_programs(head))
+    return matched > 0 and 2 * matched >= len(lines)
