@@ -153,7 +153,8 @@ LINUX_SYSLOG = SourceColumns("linux_syslog", "syslog_", (
     Column("syslog_boot_id", pa.string(), "journal _BOOT_ID"),
     Column("syslog_pam_module", pa.string(),
            "PAM module of an older prog(module)[pid] tag, e.g. sshd(pam_unix)"),
-) + LINUX_AUTH.columns, shares=("linux_auth",))
+    *LINUX_AUTH.columns,
+), shares=("linux_auth",))
 
 # managed-Kubernetes cluster operations
 MKS_CLUSTER = SourceColumns("mks_cluster", "mks_", (
