@@ -37,28 +37,37 @@ from typing import Any
 
 import pandas as pd
 
+# the sources that store sshd, sudo and su lines with one mapping (auth.log and whole
+# syslog/journal): wherever analysis asks for one, it asks for both
+AUTH_LOG_SOURCES: tuple[str, ...] = ("linux_auth", "linux_syslog")
+AUTH_LOG_SQL = "(" + ", ".join(f"'{s}'" for s in AUTH_LOG_SOURCES) + ")"
+# how many occurrences an event stands for (syslog's ``message repeated N times``): every
+# count of events that feeds a threshold or a table sums this instead of counting rows
+WEIGHT_SQL = "coalesce(repeat_count, 1)"
+
 # (channel, rank) per source and action: rank decides which of two records of one attempt
 # is kept (lower wins)
-_CHANNEL_SQL = """
+_CHANNEL_SQL = f"""
 CASE
   WHEN source = 'selectel_auth' AND action = 'login' THEN 'panel'
   WHEN source = 'selectel_audit' AND action = 'user.login' THEN 'panel'
   WHEN source = 'openstack_cadf' AND action = 'authenticate' THEN 'keystone'
-  WHEN source = 'linux_auth' AND action IN ('ssh_login', 'ssh_invalid_user') THEN 'ssh'
+  WHEN source IN {AUTH_LOG_SQL} AND action IN ('ssh_login', 'ssh_invalid_user') THEN 'ssh'
   WHEN source = 'linux_auditd' AND action = 'USER_AUTH' AND src_ip IS NOT NULL THEN 'ssh'
   WHEN source = 'windows_events' AND win_event_id IN (4624, 4625, 4648)
        AND coalesce(win_logon_type, 3) NOT IN (0, 4, 5) THEN 'windows'
 END"""
-_RANK_SQL = """
+_RANK_SQL = f"""
 CASE
   WHEN source IN ('selectel_auth', 'openstack_cadf', 'windows_events') THEN 1
-  WHEN source = 'linux_auth' AND action = 'ssh_login' THEN 1
+  WHEN source IN {AUTH_LOG_SQL} AND action = 'ssh_login' THEN 1
   WHEN source = 'selectel_audit' THEN 2
-  WHEN source = 'linux_auth' THEN 2
+  WHEN source IN {AUTH_LOG_SQL} THEN 2
   ELSE 3
 END"""
-LOGIN_SOURCES = frozenset({"selectel_auth", "selectel_audit", "openstack_cadf", "linux_auth",
-                           "linux_auditd", "windows_events", "k8s_audit"})
+_EVENT_LOGIN_SOURCES = ("selectel_auth", "selectel_audit", "openstack_cadf",
+                        *AUTH_LOG_SOURCES, "linux_auditd", "windows_events")
+LOGIN_SOURCES = frozenset({*_EVENT_LOGIN_SOURCES, "k8s_audit"})
 DUPLICATE_SECONDS = 5  # syslog keeps whole seconds; PAM delays a failure by about 2 s
 ORG_KNOWN_AFTER = "1 day"  # an address is the organisation's once used a day before
 
@@ -161,11 +170,10 @@ def build_logins(con: Any, baseline: str = "TRUE") -> None:
     WITH base AS (
       SELECT event_uid, timestamp AS ts, source, action, user, host, selectel_subject_type,
              src_ip, user_agent, outcome, win_event_id, win_logon_type,
-             {_CHANNEL_SQL} AS channel, {_RANK_SQL} AS rank
+             {_CHANNEL_SQL} AS channel, {_RANK_SQL} AS rank, {WEIGHT_SQL} AS weight
       FROM history
       WHERE timestamp IS NOT NULL AND user IS NOT NULL
-        AND source IN ('selectel_auth', 'selectel_audit', 'openstack_cadf', 'linux_auth',
-                       'linux_auditd', 'windows_events')
+        AND source IN ({", ".join(f"'{s}'" for s in _EVENT_LOGIN_SOURCES)})
     ),
     k8s AS (
       SELECT arg_min(event_uid, timestamp) AS event_uid, min(timestamp) AS ts,
@@ -174,7 +182,7 @@ def build_logins(con: Any, baseline: str = "TRUE") -> None:
              CASE WHEN bool_or(k8s_response_code = 401) AND NOT bool_or(k8s_response_code
                   BETWEEN 200 AND 399) THEN 'failure' ELSE 'success' END AS outcome,
              NULL::BIGINT AS win_event_id, NULL::BIGINT AS win_logon_type,
-             'kubernetes' AS channel, 1 AS rank
+             'kubernetes' AS channel, 1 AS rank, 1 AS weight
       FROM history
       WHERE source = 'k8s_audit' AND user IS NOT NULL AND timestamp IS NOT NULL
         AND NOT starts_with(lower(user), 'system:node:')
@@ -183,7 +191,7 @@ def build_logins(con: Any, baseline: str = "TRUE") -> None:
       GROUP BY user, src_ip, user_agent, date_trunc('hour', timestamp)
     )
     SELECT b.event_uid, b.ts, b.source, b.action, b.user, b.host, b.src_ip, b.user_agent,
-           b.channel, b.rank,
+           b.channel, b.rank, b.weight,
            CASE WHEN b.outcome = 'success' THEN 'success'
                 WHEN b.outcome IN ('failure', 'denied') THEN 'failure' END AS result,
            p.principal, p.kind
@@ -326,11 +334,16 @@ def address_profile(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["src_ip", "network", "successes", "failures",
                                      "principals", "channels", "first", "last"])
-    grouped = frame.dropna(subset=["src_ip"]).groupby("src_ip")
+    rows = frame.dropna(subset=["src_ip"])
+    # attempts, not rows: a syslog line repeated N times is N attempts
+    weight = rows["weight"] if "weight" in rows else pd.Series(1, index=rows.index)
+    rows = rows.assign(_ok=weight.where(rows["result"] == "success", 0),
+                       _failed=weight.where(rows["result"] == "failure", 0))
+    grouped = rows.groupby("src_ip")
     out = pd.DataFrame({
         "network": grouped["network"].first(),
-        "successes": grouped["result"].apply(lambda r: int((r == "success").sum())),
-        "failures": grouped["result"].apply(lambda r: int((r == "failure").sum())),
+        "successes": grouped["_ok"].sum().astype(int),
+        "failures": grouped["_failed"].sum().astype(int),
         "principals": grouped["principal"].nunique(),
         "channels": grouped["channel"].apply(lambda c: ", ".join(sorted(set(c)))),
         "first": grouped["ts"].min(), "last": grouped["ts"].max(),

@@ -25,6 +25,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("k8s_events", "loaders.k8s_events"),
     ("linux_auditd", "loaders.linux_auditd.loader"),
     ("linux_auth", "loaders.linux_auth.loader"),
+    ("linux_syslog", "loaders.linux_syslog.loader"),
     ("mks_cluster", "loaders.mks_cluster"),
     ("openstack_cadf", "loaders.openstack_cadf"),
     ("selectel_audit", "loaders.selectel_audit.loader"),

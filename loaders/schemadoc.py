@@ -79,6 +79,12 @@ _IDENTITY = [
      "the same line at the same place of a run of repeats (the file again, an overlapping "
      "copy)", "syslog has no id and second precision: identical lines in one second are "
      "separate events"),
+    ("linux_syslog",
+     "syslog text: `time|line#N` as `linux_auth`; journal entries (`-o json`, `-o export`): "
+     "`__CURSOR`",
+     "the same line at the same place of a run of repeats; the same journal entry again, in "
+     "either machine form (a JSON and an export dump of one journal agree)",
+     "the cursor names one entry of one journal file for good; syslog text has no id"),
     ("mks_cluster",
      "`task id:status:updated_at`; raw text for a missing or placeholder id",
      "the same task state again (overlapping exports)",

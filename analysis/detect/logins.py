@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from analysis.detect.base import Context, Detector, Finding, Param, Severity, register
-from analysis.logins import LOGIN_SOURCES, build_logins, in_scope_sql
+from analysis.logins import AUTH_LOG_SQL, LOGIN_SOURCES, build_logins, in_scope_sql
 
 HUMAN_KINDS = ("user", "service")
 MAX_EVIDENCE = 200
@@ -141,7 +141,7 @@ def _bursts(frame: pd.DataFrame, key: str, gap_minutes: float) -> Iterable[pd.Da
 def _failure_rate(ctx: Context, column: str, value: str, before: Any) -> tuple[float, float]:
     """Failures per day of a principal (or address) before a time, and the days observed."""
     row = ctx.con.execute(
-        f"SELECT count(*) FILTER (WHERE result = 'failure'), "
+        f"SELECT coalesce(sum(weight) FILTER (WHERE result = 'failure'), 0)::BIGINT, "
         f"date_diff('second', min(ts), ?) / 86400.0 FROM logins "
         f"WHERE {column} = ? AND ts < ? AND in_baseline", [before, value, before]).fetchall()[0]
     failures, days = row[0] or 0, row[1] or 0.0
@@ -166,7 +166,8 @@ class BruteForce(LoginDetector):
         fails = self.frame(ctx, "result = 'failure'")
         n_min, gap = ctx.param(self, "min_failures"), ctx.param(self, "gap_minutes")
         for burst in _bursts(fails, "principal", gap):
-            if len(burst) < n_min:
+            attempts = int(burst["weight"].sum())  # a line repeated N times is N attempts
+            if attempts < n_min:
                 continue
             principal = burst["principal"].iloc[0]
             first, last = burst["ts"].min(), burst["ts"].max()
@@ -174,13 +175,13 @@ class BruteForce(LoginDetector):
             ips = sorted(burst["src_ip"].dropna().unique())
             normal = (f"its usual failure rate is {rate:.1f} a day over {days:.0f} days"
                       if days >= 1 else "it has no earlier history to compare with")
-            severity: Severity = "high" if len(burst) >= 5 * n_min else "medium"
+            severity: Severity = "high" if attempts >= 5 * n_min else "medium"
             yield Finding(
                 self.name, self.version, f"Brute force against {principal}",
-                f"{len(burst)} failed sign-ins for {principal} from "
+                f"{attempts} failed sign-ins for {principal} from "
                 f"{_plural(len(ips), 'address')} in {_minutes(first, last)} "
                 f"({_channels(burst['channel'])}); {normal}.",
-                severity, min(1.0, len(burst) / (5 * n_min)), "principal", principal,
+                severity, min(1.0, attempts / (5 * n_min)), "principal", principal,
                 _ts(first), _ts(last), _uids(burst["event_uid"], burst["also"]),
                 self.attack, "Check whether any attempt succeeded (success_after_failures); "
                 "lock or reset the account if so, and block the addresses.",
@@ -222,7 +223,8 @@ class PasswordSpray(LoginDetector):
                 severity = "high"
             yield Finding(
                 self.name, self.version, f"Password spraying from {ip}",
-                f"{len(burst)} failed sign-ins for {len(targets)} principals from {ip} in "
+                f"{int(burst['weight'].sum())} failed sign-ins for {len(targets)} principals "
+                f"from {ip} in "
                 f"{_minutes(first, last)} ({_channels(burst['channel'])}); "
                 f"{len(known)} of them are real accounts with earlier successful sign-ins"
                 + (f" ({', '.join(known[:8])})" if known else "") + ".",
@@ -270,15 +272,15 @@ class SuccessAfterFailures(LoginDetector):
         -- principal joins only its failures of two windows, never its whole history
         sb AS (SELECT event_uid, principal, src_ip, ts,
                       CAST(floor(epoch(ts) / {seconds}) AS BIGINT) AS b FROM s),
-        f AS (SELECT event_uid, principal, src_ip, ts,
+        f AS (SELECT event_uid, principal, src_ip, ts, weight,
                      CAST(floor(epoch(ts) / {seconds}) AS BIGINT) AS b
               FROM logins WHERE result = 'failure'),
         own_pairs AS (
-          SELECT sb.event_uid AS sid, f.event_uid, f.ts, f.src_ip FROM sb JOIN f
+          SELECT sb.event_uid AS sid, f.event_uid, f.ts, f.src_ip, f.weight FROM sb JOIN f
             ON f.principal = sb.principal AND f.b = sb.b
           WHERE f.ts < sb.ts AND f.ts >= sb.ts - INTERVAL {seconds} SECOND
           UNION ALL
-          SELECT sb.event_uid, f.event_uid, f.ts, f.src_ip FROM sb JOIN f
+          SELECT sb.event_uid, f.event_uid, f.ts, f.src_ip, f.weight FROM sb JOIN f
             ON f.principal = sb.principal AND f.b = sb.b - 1
           WHERE f.ts < sb.ts AND f.ts >= sb.ts - INTERVAL {seconds} SECOND
         ),
@@ -292,7 +294,7 @@ class SuccessAfterFailures(LoginDetector):
           WHERE f.ts < sb.ts AND f.ts >= sb.ts - INTERVAL {seconds} SECOND
         ),
         own AS (SELECT sid AS event_uid, list(event_uid ORDER BY ts)[1:{MAX_EVIDENCE}] AS uids,
-                       count(*) AS n, list(DISTINCT src_ip) AS ips, min(ts) AS first
+                       sum(weight)::BIGINT AS n, list(DISTINCT src_ip) AS ips, min(ts) AS first
                 FROM own_pairs GROUP BY sid),
         addr AS (SELECT sid AS event_uid,
                         list(event_uid ORDER BY ts)[1:{MAX_EVIDENCE}] AS uids,
@@ -347,10 +349,12 @@ def failure_counts(ctx: Context, minutes: float) -> str:
         ctx.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
         SELECT event_uid,
-               count(*) FILTER (WHERE result = 'failure')
-                 OVER (PARTITION BY principal ORDER BY ts {window}) AS own_failures,
-               CASE WHEN src_ip IS NULL THEN 0 ELSE count(*) FILTER (WHERE result = 'failure')
-                 OVER (PARTITION BY src_ip ORDER BY ts {window}) END AS address_failures,
+               coalesce(sum(weight) FILTER (WHERE result = 'failure')
+                 OVER (PARTITION BY principal ORDER BY ts {window}), 0)::BIGINT AS own_failures,
+               CASE WHEN src_ip IS NULL THEN 0 ELSE coalesce(sum(weight)
+                 FILTER (WHERE result = 'failure')
+                 OVER (PARTITION BY src_ip ORDER BY ts {window}), 0)::BIGINT
+               END AS address_failures,
                CASE WHEN src_ip IS NULL THEN 0 ELSE
                  count(DISTINCT CASE WHEN result = 'failure' THEN principal END)
                  OVER (PARTITION BY src_ip ORDER BY ts {window}) END AS address_principals
@@ -677,8 +681,8 @@ OR ({t}.source = 'k8s_audit' AND (
       OR {t}.k8s_privileged OR {t}.k8s_host_pid OR {t}.k8s_host_network
       OR {t}.k8s_host_mounts IS NOT NULL))
 OR ({t}.source = 'windows_events' AND {t}.win_event_id = 4672)
-OR ({t}.source = 'linux_auth' AND {t}.action IN ('sudo', 'su', 'useradd', 'usermod',
-                                                 'group_member_added'))
+OR ({t}.source IN {AUTH_LOG_SQL} AND {t}.action IN ('sudo', 'su', 'useradd', 'usermod',
+                                                    'group_member_added'))
 """
 
 

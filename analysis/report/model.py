@@ -242,12 +242,14 @@ def _prepare(con: Any, incidents: Sequence[Incident], told: dict[str, list[str]]
         "AND coalesce(e.category, '') NOT IN ('authentication', 'session', 'log')",
         [addresses, start, (end + ACTIVITY_AFTER) if end else None])
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE report_addresses AS SELECT src_ip, count(*) AS n, "
+        "CREATE OR REPLACE TEMP TABLE report_addresses AS SELECT src_ip, "
+        "sum(coalesce(repeat_count, 1))::BIGINT AS n, "
         "min(timestamp) AS first, max(timestamp) AS last, count(DISTINCT user) AS users, "
         "list(DISTINCT source ORDER BY source) AS sources FROM history "
         "WHERE src_ip IN (SELECT unnest(?)) GROUP BY src_ip", [addresses])
     con.execute("CREATE OR REPLACE TEMP TABLE report_hours AS SELECT source, "
-                "date_trunc('hour', timestamp) AS hour, count(*) AS n FROM history "
+                "date_trunc('hour', timestamp) AS hour, sum(coalesce(repeat_count, 1))::BIGINT "
+                "AS n FROM history "
                 "WHERE timestamp IS NOT NULL GROUP BY ALL")
 
 

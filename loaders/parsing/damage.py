@@ -51,12 +51,19 @@ class NulRun:
     more_runs: int = 0
 
 
+_JOURNAL_EXPORT = re.compile(
+    rb"^(?:\xef\xbb\xbf)?[ \t\r\n]{0,64}__(?:CURSOR|REALTIME_TIMESTAMP)=")
+
+
 def scrubbable(head: bytes) -> bool:
     """Whether a file with this (decompressed) head is text that may be scrubbed: not EVTX
     (even one whose file header is wiped: a chunk at 4 KiB), not UTF-16 (whose NULs are
-    half its bytes)."""
+    half its bytes), not the journal export format (``journalctl -o export``: its binary
+    fields are length-prefixed, and a length's zero bytes are data, not damage)."""
     if head.startswith(EVTX_MAGIC) or head[0x1000:0x1008] == b"ElfChnk\x00":
         return False  # EVTX, also with a damaged file header
+    if _JOURNAL_EXPORT.match(head):
+        return False
     return detect_encoding(head) == "utf-8"
 
 

@@ -32,12 +32,15 @@ __all__ = [
 
 
 def _extras(sources: tuple[SourceColumns, ...]) -> dict[str, Column]:
-    """Extra column name -> Column, checked: each carries its source's prefix, none is a core
-    column, and a name declared by two sources (the Kubernetes ones) has one type."""
+    """Extra column name -> Column, checked: each carries its source's prefix (or is a column
+    of a source it shares, declared identically), none is a core column, and a name declared
+    by two sources (the Kubernetes ones) has one type."""
     table: dict[str, Column] = {}
+    by_name = {src.source: src for src in sources}
     for src in sources:
+        shared = {c for name in src.shares for c in by_name[name].columns}
         for col in src.columns:
-            if not col.name.startswith(src.prefix):
+            if not col.name.startswith(src.prefix) and col not in shared:
                 raise SchemaError(f"{src.source}: extra column {col.name!r} lacks prefix "
                                   f"{src.prefix!r}")
             if col.name in CORE_NAMES:

@@ -63,6 +63,10 @@ CORE_COLUMNS: tuple[Column, ...] = (
            "container.name"),
     Column("message", pa.string(), "one readable line: who did what to what, from where",
            "message", "message"),
+    Column("repeat_count", pa.int64(),
+           "the record stands for this many occurrences (syslog `message repeated N times`); "
+           "count it that many times: `coalesce(repeat_count, 1)`. Null: once",
+           "", "count"),
     Column("event_uid", pa.string(), "deterministic id: the same record always gets the same id",
            "event.id", "metadata.uid"),
     Column("source_file", pa.string(), "input file as given (an archive member: archive!member; "

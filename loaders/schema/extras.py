@@ -22,6 +22,10 @@ class SourceColumns:
     source: str
     prefix: str
     columns: tuple[Column, ...]
+    # sources whose columns this one also writes, unchanged (linux_syslog writes
+    # linux_auth's auth_* columns: one mapping of auth messages, one set of columns, so a
+    # query on auth_method or auth_invalid_user finds the line whichever file held it)
+    shares: tuple[str, ...] = ()
 
 
 def _c(name: str, meaning: str, typ: pa.DataType | None = None, ecs: str = "") -> Column:
@@ -131,6 +135,26 @@ LINUX_AUTH = SourceColumns("linux_auth", "auth_", (
                                       "user NOT in sudoers, …)"),
     Column("auth_reason", pa.string(), "sshd disconnect reason"),
 ))
+
+# whole syslog files and the systemd journal: its own columns, then linux_auth's auth_*
+# columns, shared (see SourceColumns.shares)
+LINUX_SYSLOG = SourceColumns("linux_syslog", "syslog_", (
+    Column("syslog_program", pa.string(), "syslog tag / journal SYSLOG_IDENTIFIER (else _COMM)",
+           "process.name"),
+    Column("syslog_facility", pa.string(),
+           "facility name (kern, auth, authpriv, daemon, cron, local0…) from <PRI> or the "
+           "journal's SYSLOG_FACILITY; null without one", "log.syslog.facility.name"),
+    Column("syslog_severity", pa.string(),
+           "severity name (emerg … debug) from <PRI> or the journal's PRIORITY",
+           "log.syslog.severity.name"),
+    Column("syslog_form", pa.string(),
+           "input form: rfc3164, iso8601, rfc5424, journal_json, journal_export"),
+    Column("syslog_unit", pa.string(), "journal _SYSTEMD_UNIT"),
+    Column("syslog_boot_id", pa.string(), "journal _BOOT_ID"),
+    Column("syslog_pam_module", pa.string(),
+           "PAM module of an older prog(module)[pid] tag, e.g. sshd(pam_unix)"),
+    *LINUX_AUTH.columns,
+), shares=("linux_auth",))
 
 # managed-Kubernetes cluster operations
 MKS_CLUSTER = SourceColumns("mks_cluster", "mks_", (
@@ -254,6 +278,7 @@ SOURCES: tuple[SourceColumns, ...] = (
     K8S_EVENTS,
     LINUX_AUDITD,
     LINUX_AUTH,
+    LINUX_SYSLOG,
     MKS_CLUSTER,
     OPENSTACK_CADF,
     SELECTEL_AUDIT,
