@@ -150,6 +150,8 @@ class Scope:
             conds.append(f"timestamp < TIMESTAMPTZ '{self.end.isoformat()}'")
         history = (f"SELECT {select} FROM read_parquet({listing}, union_by_name=true)"
                    + (" WHERE " + " AND ".join(conds) if conds else ""))
+        if all(any(f"source={s}" in f for f in files) for s in ("linux_auth", "linux_syslog")):
+            history = _without_syslog_twins(history)
         con.execute(f"CREATE VIEW history AS {history}")
         inner = ["timestamp IS NOT NULL"]
         if self.start is not None:
@@ -181,3 +183,17 @@ class Scope:
 def _quote(text: str) -> str:
     """A string literal for DuckDB (file paths and times we generate, never log content)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def _without_syslog_twins(history: str) -> str:
+    """``history`` less the ``linux_syslog`` copies of lines ``linux_auth`` holds too.
+
+    rsyslog writes an sshd, sudo or su line both to ``auth.log`` (``secure``) and to
+    ``syslog`` (``messages``); both files are evidence, the store keeps both (each source
+    its own events), but analysis must count the attempt once: the syslog copy of a line
+    with the same time, host and message as an auth-log line is left out of the views.
+    """
+    return (f"WITH h AS ({history}) SELECT * FROM h WHERE h.source <> 'linux_syslog' OR NOT "
+            "EXISTS (SELECT 1 FROM h a WHERE a.source = 'linux_auth' AND a.timestamp = "
+            "h.timestamp AND a.host IS NOT DISTINCT FROM h.host AND a.message IS NOT "
+            "DISTINCT FROM h.message)")

@@ -232,15 +232,16 @@ def test_uac_tree(tmp_path: Path) -> None:
         f"{log}/auth.log": ("ingested", "linux_auth", 32, 31, 1),
         f"{log}/auth.log.1": ("ingested", "linux_auth", 9, 9, 0),
         f"{log}/secure-20240101": ("ingested", "linux_auth", 7, 7, 0),
-        # the same lines as secure-20240101, read first: duplicates, each counted
-        f"{log}/syslog.2.gz": ("ingested", "linux_auth", 7, 0, 0),
+        # the same lines as secure-20240101 (rsyslog writes them to both): a whole syslog
+        # file, stored as such; analysis counts each attempt once (analysis.scope)
+        f"{log}/syslog.2.gz": ("ingested", "linux_syslog", 7, 7, 0),
         f"{u}/bodyfile/bodyfile.txt": ("skipped", "", 0, 0, 0),
         f"{u}/hash_executables/hash_executables.md5": ("skipped", "", 0, 0, 0),
         f"{u}/live_response/process/ps.txt.stderr": ("skipped", "", 0, 0, 0),
         f"{u}/uac.log": ("skipped", "", 0, 0, 0),
     }
     rotated = next(f for f in report.files if f.path.endswith("syslog.2.gz"))
-    assert rotated.duplicate == 7
+    assert rotated.duplicate == 0
     assert sorted(f.message for f in _metadata(report)) == [
         f"{METADATA}: UAC's bodyfile listing", f"{METADATA}: UAC's hash_executables listing",
         f"{METADATA}: UAC's own log (uac.log)", f"{METADATA}: UAC's record of a command's errors"]
@@ -250,6 +251,7 @@ def test_uac_tree(tmp_path: Path) -> None:
         str(base / "auth.log"): {"web01"},  # the records' own hosts, never overridden
         str(base / "auth.log.1"): {"ubuntu2015", "osx-machine"},
         str(base / "secure-20240101"): {"db01"},
+        str(base / "syslog.2.gz"): {"db01"},
     }
     assert {Path(f.path).name: f.layout_host for f in report.files if f.loader} == {
         "audit.log": "web1", "auth.log": None, "auth.log.1": None, "secure-20240101": None,
@@ -264,7 +266,8 @@ def test_uac_tree(tmp_path: Path) -> None:
     head = lines.index("by host:")
     table = [line.split() for line in lines[head + 3:head + 8]]
     assert table == [
-        ["db01", "2", "7", "linux_auth", "2024-03-01", "07:00:01Z", "2024-03-01", "07:03:00Z"],
+        ["db01", "2", "14", "linux_auth,", "linux_syslog", "2024-03-01", "07:00:01Z",
+         "2024-03-01", "07:03:00Z"],
         ["osx-machine", "1", "1", "linux_auth", "2024-03-11", "19:26:39Z", "2024-03-11",
          "19:26:39Z"],
         ["ubuntu2015", "1", "8", "linux_auth", "2024-03-11", "00:00:00Z", "2024-03-11",
@@ -292,7 +295,7 @@ def test_collections_together_and_again(tmp_path: Path) -> None:
     assert report.metadata_files() == 2 + 2 + 4
     assert report.ok
     hosts = {h.host: (h.files, h.loaded) for h in report.by_host()}
-    assert hosts == {"DESKTOP-2KGM189": (1, 358), "db01": (2, 7),
+    assert hosts == {"DESKTOP-2KGM189": (1, 358), "db01": (2, 14),
                      "fs03vuln.offsec.lan": (1, 15), "osx-machine": (1, 1),
                      "ubuntu2015": (1, 8), "web01": (1, 31), "web1": (1, 5)}
     again = ingest(store, [case])

@@ -202,3 +202,30 @@ def test_short_iso_and_separators() -> None:
 ])
 def test_detection_precedence(name: str, head: bytes, source: str) -> None:
     assert detect(head, name).name == source
+
+
+def test_a_line_in_both_auth_log_and_syslog_is_counted_once(tmp_path: Path) -> None:
+    """rsyslog writes sshd lines to auth.log and to syslog: the store keeps both files'
+    events, analysis (the scope's views) counts the attempt once."""
+    from analysis.detect.base import run_detectors
+    from analysis.scope import Scope
+    from loaders.ingest.pipeline import ingest
+    from loaders.store.read import read_events
+    from loaders.store.store import Store
+
+    fails = "".join(f"Mar  1 10:00:{s:02d} web1 sshd[{70 + s}]: Failed password for root "
+                    f"from 203.0.113.9 port {4000 + s} ssh2\n" for s in range(12))
+    (tmp_path / "auth.log").write_text(fails, encoding="utf-8")
+    (tmp_path / "syslog").write_text(
+        "Mar  1 09:59:59 web1 kernel: [ 1.0] eth0: link up\n" + fails, encoding="utf-8")
+    store = Store(tmp_path / "store")
+    report = ingest(store, [tmp_path / "auth.log", tmp_path / "syslog"], options=YEAR)
+    assert [(f.loader, f.loaded) for f in report.files] == [("linux_auth", 12),
+                                                           ("linux_syslog", 13)]
+    assert len(read_events(store, columns=["event_uid"])) == 25  # both files, whole
+    con = Scope(store.root).connect()
+    assert con.sql("SELECT source, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall() \
+        == [("linux_auth", 12), ("linux_syslog", 1)]  # the kernel line only
+    found = run_detectors(Scope(store.root), only=["brute_force"])
+    brute = [f for f in found.findings if f.detector == "brute_force"]
+    assert len(brute) == 1 and brute[0].description.startswith("12 failed sign-ins for root")

@@ -248,12 +248,27 @@ def whole_syslog_name(name: str) -> bool:
     return _WHOLE_SYSLOG.match(base) is not None
 
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _garbage(line: bytes) -> bool:
+    """A line of binary damage: control bytes, or not UTF-8 at all."""
+    if _CONTROL.search(line):
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def syslog_head(head: bytes) -> bool:
     """Whether a file head is syslog text: at least half of its first lines (up to 16 KiB,
     journalctl's ``-- Boot …`` separators aside) have a syslog header."""
     text = head[:16384]
     if b"<Event" in text:
         return False
-    lines = [ln for ln in text.split(b"\n")[:400] if ln.strip() and not ln.startswith(b"-- ")]
+    lines = [ln for ln in text.split(b"\n")[:400] if ln.strip() and not ln.startswith(b"-- ")
+             and not _garbage(ln)]  # damage in the head does not outvote the log's lines
     matched = len(header_programs(head))
     return matched > 0 and 2 * matched >= len(lines)
