@@ -35,9 +35,12 @@ def _rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]
 def test_a_mixed_syslog_loads_every_line_of_every_program() -> None:
     got = loaders.load(SYSLOG, options=YEAR)
     assert set(got.events["source"]) == {"linux_syslog"}
-    assert len(got.events) == 26 and len(got.rejects) == 1
-    assert got.rejects.iloc[0]["source_line"] == 27
-    assert "no syslog header" in got.rejects.iloc[0]["reason"]
+    assert len(got.events) == 27 and len(got.rejects) == 0
+    # a header with no program tag is kept: its program is unknown, its text the message
+    untagged = got.events[got.events["source_line"] == 27].iloc[0]
+    assert pd.isna(untagged["syslog_program"]) and untagged["host"] == "web1"
+    assert untagged["message"] == "cron (no header here: a continuation line)"
+    assert (untagged["action"], untagged["category"]) == ("message", "log")
     assert got.events["syslog_program"].nunique() == 16
     assert got.events["syslog_form"].unique().tolist() == ["rfc3164"]
     pri = got.events[got.events["source_line"] == 19].iloc[0]
@@ -78,7 +81,7 @@ def test_message_repeated_is_one_record_of_n_attempts() -> None:
         assert last[col] == prev[col]
     assert last["timestamp"] == pd.Timestamp("2024-03-01 10:00:16", tz="UTC")
     once = ev[ev["repeat_count"].isna()]
-    assert len(once) == 24
+    assert len(once) == 25
 
 
 def test_pam_module_tags_map_like_pam_unix_lines() -> None:
@@ -229,3 +232,21 @@ def test_a_line_in_both_auth_log_and_syslog_is_counted_once(tmp_path: Path) -> N
     found = run_detectors(Scope(store.root), only=["brute_force"])
     brute = [f for f in found.findings if f.detector == "brute_force"]
     assert len(brute) == 1 and brute[0].description.startswith("12 failed sign-ins for root")
+
+
+def test_syslog_ng_says_last_message_repeated_in_its_own_words() -> None:
+    lines = ("Mar  1 10:00:01 web1 sshd[7]: Failed password for root from 203.0.113.9 port 22 "
+             "ssh2\n"
+             "Mar  1 10:00:09 web1 syslog-ng[99]: Last message 'Failed password for r' "
+             "repeated 3 times, suppressed by syslog-ng on web1\n")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "messages"
+        path.write_text(lines, encoding="utf-8")
+        ev = loaders.load(path, options=YEAR).events.sort_values("source_line")
+    first, repeat = ev.iloc[0], ev.iloc[1]
+    assert pd.isna(first["repeat_count"]) and repeat["repeat_count"] == 3
+    for col in ("action", "outcome", "user", "src_ip"):
+        assert repeat[col] == first[col]
+    assert repeat["timestamp"] == pd.Timestamp("2024-03-01 10:00:09", tz="UTC")

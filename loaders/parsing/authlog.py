@@ -250,7 +250,7 @@ def auth_fields(prog: str, msg: str, pid: str | None,
         "process_pid": int(pid) if pid and pid.isdigit() else None,
         "process_command_line": f.get("command"),
         "message": msg,
-        "auth_program": prog,
+        "auth_program": prog or None,  # a header with no tag names no program
         "auth_method": f.get("method"),
         "auth_port": int(f["port"]) if f.get("port") else None,
         "auth_tty": f.get("tty"),

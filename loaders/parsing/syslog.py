@@ -34,6 +34,10 @@ MONTHS = {m: i for i, m in enumerate(
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
 _TAG = r"(?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?:[ \t]?(?P<msg>.*)$"
 _LAST = r"(?:--- )?[Ll]ast message repeated (?P<times>\d{1,9}) times?(?: ---)?\s*$"
+# syslog-ng's own line for the same: ``syslog-ng[pid]: Last message 'Failed passw' repeated
+# 3 times, suppressed by syslog-ng on web1``
+_LAST_NG = re.compile(r"^Last message '[^']{0,1024}' repeated (?P<times>\d{1,9}) times?"
+                      r"(?:, suppressed by syslog-ng on \S{1,255})?\s*$")
 _HEAD_3164 = (
     r"^(?:<(?P<pri>\d{1,3})>)?(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +"
     r"(?P<day>\d{1,2}) (?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)(?:\.(?P<frac>\d{1,6}))? "
@@ -45,6 +49,10 @@ _RFC3164 = re.compile(_HEAD_3164 + _TAG)
 _ISO = re.compile(_HEAD_ISO + _TAG)
 _RFC3164_LAST = re.compile(_HEAD_3164 + _LAST)
 _ISO_LAST = re.compile(_HEAD_ISO + _LAST)
+# a header with no program tag (``Job `cron.daily' terminated``, kernel lines of some
+# relays): the line is kept, its program unknown
+_RFC3164_BARE = re.compile(_HEAD_3164 + r"(?P<msg>\S.*)$")
+_ISO_BARE = re.compile(_HEAD_ISO + r"(?P<msg>\S.*)$")
 _RFC5424 = re.compile(
     r"^<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<prog>\S+) (?P<pid>\S+) (?P<msgid>\S+) "
     r"(?P<sd>-|(?:\[(?:[^\]\"]|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (?P<msg>.*))?$")
@@ -158,18 +166,20 @@ def parse_header(text: str, years: YearGuesser) -> Header | str:
     """
     m = _RFC3164.match(text)
     last = None if m is not None else _RFC3164_LAST.match(text)
-    if m is not None or last is not None:
-        g = m or last
+    bare = None if m is not None or last is not None else _RFC3164_BARE.match(text)
+    if m is not None or last is not None or bare is not None:
+        g = m or last or bare
         assert g is not None
         try:
             ts = years.resolve(MONTHS[g["mon"]], int(g["day"]), int(g["h"]), int(g["m"]),
                                int(g["s"]), int((g["frac"] or "0").ljust(6, "0")))
         except ValueError as exc:
             return f"impossible date in syslog header: {exc}"
-        return _header(ts, g, last is not None, "rfc3164")
+        return _header(ts, g, last is not None, "rfc3164", bare is not None)
     m = _ISO.match(text) or _RFC5424.match(text)
     last = None if m is not None else _ISO_LAST.match(text)
-    g = m or last
+    bare = None if m is not None or last is not None else _ISO_BARE.match(text)
+    g = m or last or bare
     if g is None:
         return NO_HEADER
     try:
@@ -177,13 +187,20 @@ def parse_header(text: str, years: YearGuesser) -> Header | str:
     except TimeError as exc:
         return f"syslog timestamp: {exc}"
     form = "rfc5424" if text.startswith("<") and g.re is _RFC5424 else "iso8601"
-    return _header(ts, g, last is not None, form)
+    return _header(ts, g, last is not None, form, bare is not None)
 
 
-def _header(ts: datetime, g: re.Match[str], is_last: bool, form: str) -> Header:
+def _header(ts: datetime, g: re.Match[str], is_last: bool, form: str,
+            bare: bool = False) -> Header:
     pri = int(g["pri"]) if g["pri"] is not None else None
     if is_last:
         return Header(ts, g["host"], "", None, "", pri, None, int(g["times"]), form)
+    if bare:
+        return Header(ts, g["host"], "", None, g["msg"], pri, None, None, form)
+    if g["prog"] == "syslog-ng" and g["msg"]:
+        ng = _LAST_NG.match(g["msg"])
+        if ng is not None:
+            return Header(ts, g["host"], "", None, "", pri, None, int(ng["times"]), form)
     prog, module = g["prog"], None
     if "(" in prog:
         split = _MODULE_TAG.match(prog)
