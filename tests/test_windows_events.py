@@ -699,3 +699,42 @@ def test_xml_of_another_kind_stops_after_the_initial_reject_limit(tmp_path: Path
     result = loaders.load(bad, format="windows_events")
     assert result.status == "failed" and result.counts.read == 20
     assert "probably not windows_events input" in (result.error or "")
+
+
+def test_a_sentinel_syslog_csv_export_loads_as_its_json_form(tmp_path: Path) -> None:
+    """The portal's "Export to CSV" of the same Syslog rows (``TimeGenerated [UTC]`` column
+    names, the XML quoted with doubled quotes, a CRON message spanning two lines): the same
+    events, values and event_uid as the JSON Lines export; the cut XML rejected likewise."""
+    import csv
+    import io
+
+    rows = [json.loads(line) for line in (DIR / SENTINEL_SYSLOG).read_text().splitlines()
+            if line.strip()]
+    names = list(rows[0])
+    header = [f"{n} [UTC]" if n in ("TimeGenerated", "EventTime") else n for n in names]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for r in rows:
+        cells = [str(r.get(n, "")) for n in names]
+        if r.get("ProcessName") == "CRON":
+            cells[names.index("SyslogMessage")] += "\n(continued)"  # a quoted newline
+        writer.writerow(cells)
+    path = tmp_path / "Syslog_export.csv"
+    path.write_text(out.getvalue())
+    got = loaders.load(path)
+    assert got.source == "windows_events"
+    c = got.counts
+    assert (c.read, c.loaded, c.rejected, c.duplicate) == (4, 3, 1, 0)
+    assert got.warnings == ["1 Syslog table rows without Sysmon event XML were skipped"]
+    assert got.rejects.iloc[0]["reason"] == (
+        "truncated event XML: SyslogMessage ends before </Event> (syslog message length "
+        "limit?)")
+    as_json = load(SENTINEL_SYSLOG).events
+    assert got.events["event_uid"].tolist() == as_json["event_uid"].tolist()
+    columns = [c for c in as_json.columns if c not in ("raw", "source_file", "source_line",
+                                                        "ingest_id")]
+    pd.testing.assert_frame_equal(got.events[columns].reset_index(drop=True),
+                                  as_json[columns].reset_index(drop=True))
+    # rows are numbered by their first line: the header is line 1, the CRON row spans 4-5
+    assert got.events["source_line"].tolist() == [2, 3, 6]

@@ -30,6 +30,7 @@ numbers restart when a log is cleared, so the number alone would collide.
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 import tempfile
@@ -46,7 +47,7 @@ from loaders.parsing.timeutil import TimeError
 from loaders.schema.extras import WINDOWS_EVENTS
 from loaders.windows_events.fast import map_batch
 from loaders.windows_events.from_evtx import EvtxRecord, decode, is_evtx, iter_evtx
-from loaders.windows_events.from_json import from_evtx_json, from_json_value
+from loaders.windows_events.from_json import from_evtx_json, from_json_value, from_syslog_row
 from loaders.windows_events.from_xml import XmlSplitter, parse_event_xml, syslog_event_xml
 from loaders.windows_events.map import to_fields
 from loaders.windows_events.model import WinEvent, parse_time, resolve_time
@@ -61,6 +62,22 @@ _JSON_ID = re.compile(r'"(?:EventID|EventId|eventid)"\s*:')
 _JSON_HOST_OR_CHANNEL = re.compile(
     r'"(?:Channel|Computer|Hostname|SourceName|EventLog|ProviderName|Provider)"\s*:')
 _SYSLOG_ROW = re.compile(r'"SyslogMessage"\s*:')
+_CSV_ZONE_SUFFIX = re.compile(r"\s*\[(?:UTC|Local Time)\]$")
+
+
+def _syslog_csv_header(text: str) -> list[str] | None:
+    """The column names of a ``Syslog`` table CSV export from its first line (the portal
+    writes ``TimeGenerated [UTC]``: the suffix is dropped), or None when the first line is
+    no such header."""
+    first = text.split("\n", 1)[0].strip("\r\ufeff ")
+    if "SyslogMessage" not in first or first.startswith(("{", "[", "<")):
+        return None
+    try:
+        names = next(csv.reader([first]))
+    except (csv.Error, StopIteration):
+        return None
+    names = [_CSV_ZONE_SUFFIX.sub("", n.strip()) for n in names]
+    return names if "SyslogMessage" in names else None
 
 
 def _evtx_collect(records: Iterator[EvtxRecord], src: Source
@@ -116,7 +133,7 @@ class WindowsEventsLoader(JsonLoader):
     reads = ("EVTX; JSON/NDJSON from agents (flat/Mordor/NXLog, Sentinel EventData string, "
              "Winlogbeat, evtx-style Event JSON); wevtutil/Event Viewer XML (UTF-8/UTF-16); "
              "Sysmon for Linux syslog, and in Log Analytics/Sentinel Syslog table exports "
-             "(JSON, SyslogMessage)")
+             "(JSON, CSV; SyslogMessage)")
     prefix = WINDOWS_EVENTS.prefix
     extra_columns = WINDOWS_EVENTS.columns
     record = ("EVTX record (in a damaged EVTX file, each record of a chunk that cannot be "
@@ -127,6 +144,8 @@ class WindowsEventsLoader(JsonLoader):
         if is_evtx(head):
             return True
         text = text_head(head[:_SNIFF_CHARS])
+        if _syslog_csv_header(text) is not None:
+            return "Linux-Sysmon" in text
         if text.lstrip().startswith(("{", "[")) and _SYSLOG_ROW.search(text):
             # a Syslog table export: ours when Sysmon for Linux wrote into it (its XML may
             # be escaped, \u003cEvent or &lt;Event, but the provider name stays)
@@ -149,7 +168,9 @@ class WindowsEventsLoader(JsonLoader):
             yield from self._parse_evtx(src)
             return
         text = text_head(src.head).lstrip()
-        if text.startswith("<"):
+        if _syslog_csv_header(text) is not None:
+            yield from self._parse_syslog_csv(src)
+        elif text.startswith("<"):
             yield from self._parse_xml(src)
         elif text.startswith(("{", "[")):
             yield from self._parse_json(src)
@@ -325,6 +346,60 @@ class WindowsEventsLoader(JsonLoader):
                     yield Reject(piece.line, ev, piece.text)
                 else:
                     yield self._safe_item(ev, piece.line, piece.text)
+
+    def _parse_syslog_csv(self, src: Source) -> Iterator[Item]:
+        """A ``Syslog`` table exported as CSV (the Log Analytics portal's "Export to CSV":
+        a header row, ``TimeGenerated [UTC]``-style names, the event XML quoted in
+        ``SyslogMessage``): each row read as its JSON form is (:func:`from_syslog_row`), so
+        the two exports of one event store the same values and ``event_uid``. A row may
+        span lines (a quoted newline); it is numbered by its first line, and its raw text is
+        its lines as read."""
+        lines = src.lines()
+        first = next(lines, None)
+        if first is None or first.text is None:
+            return
+        names = _syslog_csv_header(first.text) or []
+        consumed: list[str] = []
+        start = [0]
+
+        def texts() -> Iterator[str]:
+            for line in lines:
+                if not consumed:
+                    start[0] = line.number
+                consumed.append(line.text if line.text is not None else "")
+                yield consumed[-1]
+
+        reader = csv.reader(texts())
+        skipped = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # a field over csv.field_size_limit(), a stray quote
+                yield Reject(start[0], f"unreadable CSV row: {exc}", "\n".join(consumed))
+                consumed.clear()
+                continue
+            raw = "\n".join(consumed)
+            consumed.clear()
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(names):
+                yield Reject(start[0], f"CSV row of {len(row)} fields, the header has "
+                                       f"{len(names)}", raw)
+                continue
+            record = dict(zip(names, row, strict=True))
+            ev = from_syslog_row(record)
+            if ev is None:
+                skipped += 1
+                continue
+            if isinstance(ev, str):
+                yield Reject(start[0], ev, raw)
+                continue
+            yield self._safe_item(ev, start[0], raw)
+        if skipped:
+            src.warnings.append(f"{skipped} Syslog table rows without Sysmon event XML were "
+                                "skipped")
 
     def _parse_syslog(self, src: Source) -> Iterator[Item]:
         skipped = 0
