@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
@@ -124,7 +125,7 @@ def parse_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule], list
     try:
         coll = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"),
                                          collect_errors=True)
-    except (SigmaError, OSError, UnicodeDecodeError, ValueError) as exc:
+    except (SigmaError, yaml.YAMLError, OSError, UnicodeDecodeError, ValueError) as exc:
         return [], [Skipped(str(path), "", "", f"does not parse: {exc}")]
     rules: list[SigmaRule | SigmaCorrelationRule] = []
     skipped: list[Skipped] = []
