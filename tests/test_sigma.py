@@ -189,3 +189,27 @@ def test_all_sigmahq_regression_cases() -> None:
     # recording of a source the store reads (cisco) cannot pass; every other one must
     assert all(o.reason.startswith(("rule not in the rules folder",
                                     "log source not in the store")) for o in failed), failed
+
+
+def test_cli_detect_rules_and_rules_check(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          rule_index: dict[str, Path]) -> None:
+    from analysis.cli import main
+    from analysis.findings import read_findings
+
+    case = FIXTURES / "cases" / "proc_creation_win_bitsadmin_download"
+    rule_id = str(yaml.safe_load((case / "info.yml").read_text())["rule_metadata"][0]["id"])
+    store = tmp_path / "store"
+    assert main(["ingest", str(next(case.glob("*.evtx"))), "--store", str(store)]) == 0
+    (tmp_path / "bad.yml").write_text(rule("sel:\n    x: 1\ncondition: sel",
+                                           logsource="{product: cisco, service: aaa}"))
+    capsys.readouterr()
+    assert main(["detect", "--store", str(store), "--rules", str(rule_index[rule_id]),
+                 "--rules", str(tmp_path / "bad.yml")]) == 0
+    err = capsys.readouterr().err
+    assert "sigma: 1 rules loaded, 1 skipped; 1 log source not in the store" in err
+    found = read_findings(store)
+    assert f"sigma:{rule_id}" in set(found["detector"])
+
+    assert main(["rules", "check", str(FIXTURES / "rules"), str(tmp_path / "bad.yml")]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("11 rules: 11 parse, 10 convert, 10 run")

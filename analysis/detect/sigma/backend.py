@@ -62,7 +62,8 @@ def field_sql(field: str) -> str:
     kind = _COLUMN_TYPES.get(field)
     if kind is None:
         raise SigmaFeatureNotSupportedByBackendError(
-            f"field {field!r} has no column in the store for this log source")
+            f"field {field.removeprefix('?')!r} has no column in the store for this log "
+            "source")
     return f'"{field}"' if kind == "VARCHAR" else f'CAST("{field}" AS VARCHAR)'
 
 
