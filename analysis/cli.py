@@ -483,6 +483,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                       sources=_split(args.sources) or section.get("sources"),
                       where=args.where or section.get("where"))
         baseline = utc(args.baseline_start or section.get("baseline_start"))
+        extra = _sigma_detectors(args.rules)
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     if not Store(args.store).exists():
@@ -493,7 +494,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     try:
         result = run_detectors(scope, only=only, skip=skip, params=params,
                                identities=identities, baseline_start=baseline,
-                               progress=bar.step)
+                               progress=bar.step, extra=extra)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     except ValueError as exc:
@@ -522,6 +523,37 @@ def cmd_detect(args: argparse.Namespace) -> int:
               + ", ".join(f"{d.name} ({safe(d.message)})" for d in result.failed),
               file=sys.stderr)
         return 1
+    return 0
+
+
+def _sigma_detectors(paths: list[str] | None) -> list[Any]:
+    """The ``--rules`` as one detector (none without ``--rules``); says what was skipped."""
+    if not paths:
+        return []
+    from analysis.detect.sigma.engine import load_rules, sigma_detector
+
+    rules = load_rules(paths)
+    print(f"sigma: {len(rules.rules)} rules loaded, {len(rules.skipped)} skipped"
+          + "".join(f"; {n} {safe(why)}" for why, n in rules.skip_reasons().items()),
+          file=sys.stderr)
+    return [sigma_detector(rules)]
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from analysis.detect.sigma.engine import check_rules
+
+    try:
+        rows = check_rules(args.path)
+    except OSError as exc:
+        raise UsageError(str(exc)) from None
+    out = sys.stdout
+    _table([[safe(r.rule_id or "-"), "yes" if r.parses else "no",
+             "yes" if r.converts else "no", "yes" if r.runs else "no",
+             safe(r.title)[:50], safe(r.reason)[:80]] for r in rows],
+           ["rule", "parses", "converts", "runs", "title", "reason"], out)
+    print(f"{len(rows)} rules: {sum(r.parses for r in rows)} parse, "
+          f"{sum(r.converts for r in rows)} convert, {sum(r.runs for r in rows)} run",
+          file=out)
     return 0
 
 
@@ -754,7 +786,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "events after this time (default: every earlier event)")
     p.add_argument("--out", metavar="FILE", help="also write the findings to .parquet, "
                    ".csv or .json")
+    p.add_argument("--rules", action="append", metavar="PATH",
+                   help="also run the Sigma rules of this file or folder (repeatable)")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("rules", help="Sigma rules: check that they parse, convert and run")
+    rsub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    p = rsub.add_parser("check", help="per rule: parses, converts, runs against the schema")
+    p.add_argument("path", nargs="+", metavar="PATH", help="rule files or folders")
+    p.set_defaults(func=cmd_rules_check)
 
     p = with_store(sub.add_parser(
         "report", help="write the incident report (HTML, Markdown or JSON)",

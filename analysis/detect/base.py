@@ -242,7 +242,8 @@ def run_detectors(scope: Scope, *, only: Sequence[str] | None = None,
                   identities: Identities = NO_ALIASES,
                   baseline_start: datetime | None = None,
                   progress: Callable[[str, int, int], None] | None = None,
-                  memory_limit: str = "2GB") -> RunResult:
+                  memory_limit: str = "2GB",
+                  extra: Sequence[type[Detector]] = ()) -> RunResult:
     """Run the chosen detectors over a scope.
 
     Args:
@@ -255,13 +256,14 @@ def run_detectors(scope: Scope, *, only: Sequence[str] | None = None,
         progress: called with (detector name, index, total) before each detector.
         memory_limit: DuckDB's memory budget (it spills to disk beyond it); results held in
             pandas come on top, and are small (sign-in candidates and findings).
+        extra: detectors run besides the registry's (the Sigma rules of ``--rules``).
 
     Raises:
         KeyError, ValueError: an unknown detector or parameter, a bad value.
         EmptyStore: nothing stored in the scope.
     """
     started = _now()
-    chosen = select(only, skip)
+    chosen = [*select(only, skip), *extra]
     checked = check_params(params or {})
     con = scope.connect(memory_limit=memory_limit)
     try:
