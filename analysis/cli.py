@@ -213,7 +213,7 @@ def _print_zones(report: IngestReport, out: TextIO) -> None:
     assumed = [f for f in naive if (f.time_zone or "").startswith("UTC (assumed")]
     given = [f for f in naive if f not in assumed]
     if given:
-        print(f"\ntimes without a zone: {len(given)} files, read in the zone given:",
+        print(f"\ntimes without a zone: {len(given)} files, read in the zone given or inferred:",
               file=out)
         for f in given:
             print(f"  {safe(f.path)}: {f.naive_times:,} records, {safe(f.time_zone or '')}",
