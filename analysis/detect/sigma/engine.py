@@ -92,6 +92,10 @@ class RuleSet:
     rules: list[CompiledRule] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     stats: dict[str, RuleStats] = field(default_factory=dict)
+    #: Sigma v2 correlations (:class:`~analysis.detect.sigma.correlation.CompiledCorrelation`)
+    correlations: list[Any] = field(default_factory=list)
+    #: Base rules referenced only by ``generate: false`` correlations: no findings of their own
+    silent: set[str] = field(default_factory=set)
 
     def skip_reasons(self) -> dict[str, int]:
         """Skipped rules counted by reason (the reason's first clause)."""
@@ -156,6 +160,10 @@ def compile_rule(rule: SigmaRule | SigmaCorrelationRule, path: str,
         return Skipped(path, rid, title, f"log source not in the store: {name}")
     try:
         conditions = backend.convert_rule(rule)
+        if not conditions and rule._backreferences:
+            # pySigma withholds the queries of a ``generate: false`` correlation's base rule;
+            # the correlation needs them (the engine keeps their findings back itself)
+            conditions = list(rule.get_conversion_result())
     except SigmaError as exc:
         return Skipped(path, rid, title, f"does not convert: {exc}")
     if not conditions:
@@ -174,14 +182,25 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
     Raises:
         FileNotFoundError: a path does not exist.
     """
+    from analysis.detect.sigma.correlation import compile_correlation, silent_rules
+
     out = RuleSet()
     backend = DuckDBBackend(store_pipeline())
     for f in rule_files(paths):
         rules, skipped = parse_file(f)
         out.skipped.extend(skipped)
-        for rule in rules:
-            got = compile_rule(rule, str(f), backend)
+        compiled: dict[int, CompiledRule | Skipped] = {}
+        for rule in rules:  # pySigma puts referenced rules before the correlations
+            if isinstance(rule, SigmaCorrelationRule):
+                corr = compile_correlation(rule, str(f), compiled)
+                if isinstance(corr, Skipped):
+                    out.skipped.append(corr)
+                else:
+                    out.correlations.append(corr)
+                continue
+            got = compiled[id(rule)] = compile_rule(rule, str(f), backend)
             (out.rules if isinstance(got, CompiledRule) else out.skipped).append(got)  # type: ignore[arg-type]
+        out.silent |= silent_rules(rules, compiled)
     return out
 
 
@@ -273,13 +292,16 @@ def sigma_detector(ruleset: RuleSet) -> type[Detector]:
         needs: ClassVar[frozenset[str]] = frozenset()
 
         def run(self, ctx: Context) -> Iterable[Finding]:
+            from analysis.detect.sigma.correlation import run_correlations
+
             present = {r[0] for r in ctx.con.sql("SELECT DISTINCT source FROM history"
                                                  ).fetchall()}
             found: list[Finding] = []
             for rule, hits in run_rules(ctx.con, ruleset, present):
-                got = findings_of(rule, hits)
+                got = [] if rule.rule_id in ruleset.silent else findings_of(rule, hits)
                 ruleset.stats[rule.rule_id].findings = len(got)
                 found.extend(got)
+            found.extend(run_correlations(ctx.con, ruleset.correlations, present))
             ctx.cache["sigma"] = ruleset
             return found
 
