@@ -203,3 +203,33 @@ def test_sql_of_each_type(tmp_path: Path, doc: str, want: str) -> None:
     (tmp_path / "r.yml").write_text("\n---\n".join([FAILED, ACCEPTED, doc]))
     rs = load_rules([tmp_path / "r.yml"])
     assert [c.sql for c in rs.correlations] == [want]
+
+
+def test_cli_detect_runs_correlations_and_keeps_generate_false_base_rules_back(
+        tmp_path: Path) -> None:
+    from analysis.cli import main
+    from analysis.findings import read_findings
+
+    (tmp_path / "auth.log").write_text("".join(fail(60 * i) for i in range(5)))
+    (tmp_path / "rules.yml").write_text(FAILED + "\n---\n" + EVENT_COUNT)
+    store = tmp_path / "store"
+    assert main(["ingest", str(tmp_path / "auth.log"), "--store", str(store)]) == 0
+    assert main(["detect", "--store", str(store), "--rules", str(tmp_path / "rules.yml")]) == 0
+    found = read_findings(store)
+    sigma = found[found["detector"].str.startswith("sigma:")]
+    assert list(sigma["detector"]) == ["sigma:0b6e3a4c-0000-4000-8000-0000000000c0"]
+    assert len(sigma.iloc[0]["event_uids"]) == 5
+
+
+def test_rules_check_runs_correlations_against_an_empty_store(tmp_path: Path) -> None:
+    from analysis.detect.sigma.engine import check_rules
+
+    bad = EVENT_COUNT.replace("group-by: [host]", "group-by: [ssh_cipher]")
+    (tmp_path / "r.yml").write_text("\n---\n".join([FAILED, ACCEPTED,
+                                                     temporal("temporal_ordered")]))
+    (tmp_path / "s.yml").write_text(FAILED + "\n---\n" + bad)
+    rows = check_rules([tmp_path])
+    assert [(r.title, r.parses, r.converts, r.runs) for r in rows] == [
+        ("ssh failed password", True, True, True), ("ssh accepted password", True, True, True),
+        ("test correlation", True, True, True),
+        ("ssh failed password", True, True, True), ("test correlation", True, False, False)]

@@ -263,11 +263,23 @@ def findings_of_correlation(corr: CompiledCorrelation, rows: Sequence[Row]) -> l
 
 
 def run_correlations(con: Any, correlations: Sequence[CompiledCorrelation],
-                     present: set[str] | None = None) -> list[Finding]:
-    """Every correlation whose base rules read a present source, as findings."""
+                     present: set[str] | None = None,
+                     errors: dict[str, str] | None = None) -> list[Finding]:
+    """Every correlation whose base rules read a present source, as findings.
+
+    A correlation DuckDB refuses costs only itself: its error goes to ``errors`` (by rule
+    id) when given, and the others still run.
+    """
     found: list[Finding] = []
     for corr in correlations:
         if present is not None and not corr.sources & present:
             continue
-        found.extend(findings_of_correlation(corr, con.execute(corr.sql).fetchall()))
+        try:
+            rows = con.execute(corr.sql).fetchall()
+        except Exception as exc:  # any DuckDB error: reported, not raised
+            if errors is None:
+                raise
+            errors[corr.rule_id] = f"{type(exc).__name__}: {exc}"
+            continue
+        found.extend(findings_of_correlation(corr, rows))
     return found

@@ -301,7 +301,14 @@ def sigma_detector(ruleset: RuleSet) -> type[Detector]:
                 got = [] if rule.rule_id in ruleset.silent else findings_of(rule, hits)
                 ruleset.stats[rule.rule_id].findings = len(got)
                 found.extend(got)
-            found.extend(run_correlations(ctx.con, ruleset.correlations, present))
+            errors: dict[str, str] = {}
+            got = run_correlations(ctx.con, ruleset.correlations, present, errors)
+            for c in ruleset.correlations:
+                ruleset.stats[c.rule_id] = RuleStats(
+                    c.rule_id, c.title, "correlation", 0,
+                    sum(f.detector == f"sigma:{c.rule_id}" for f in got), 0.0,
+                    errors.get(c.rule_id, ""))
+            found.extend(got)
             ctx.cache["sigma"] = ruleset
             return found
 
@@ -328,6 +335,7 @@ def check_rules(paths: Iterable[str | Path]) -> list[CheckRow]:
     import duckdb
 
     from analysis.detect.sigma.backend import column_types
+    from analysis.detect.sigma.correlation import compile_correlation
 
     con = duckdb.connect()
     cols = ", ".join(f'"{n}" {t}' for n, t in column_types().items())
@@ -339,8 +347,13 @@ def check_rules(paths: Iterable[str | Path]) -> list[CheckRow]:
             rules, skipped = parse_file(f)
             rows.extend(CheckRow(s.path, s.rule_id, s.title, False, False, False, s.reason)
                         for s in skipped)
+            compiled: dict[int, CompiledRule | Skipped] = {}
             for rule in rules:
-                got = compile_rule(rule, str(f), backend)
+                if isinstance(rule, SigmaCorrelationRule):
+                    rows.append(_check_correlation(con, compile_correlation(
+                        rule, str(f), compiled)))
+                    continue
+                got = compiled[id(rule)] = compile_rule(rule, str(f), backend)
                 if isinstance(got, Skipped):
                     rows.append(CheckRow(got.path, got.rule_id, got.title, True, False,
                                          False, got.reason))
@@ -355,3 +368,14 @@ def check_rules(paths: Iterable[str | Path]) -> list[CheckRow]:
     finally:
         con.close()
     return rows
+
+
+def _check_correlation(con: Any, got: Any) -> CheckRow:
+    """``rules check`` of one compiled correlation (or its skip): its query run on ``con``."""
+    if isinstance(got, Skipped):
+        return CheckRow(got.path, got.rule_id, got.title, True, False, False, got.reason)
+    try:
+        con.execute(got.sql).fetchall()
+    except Exception as exc:  # any DuckDB error: reported as the row's reason
+        return CheckRow(got.path, got.rule_id, got.title, True, True, False, f"DuckDB: {exc}")
+    return CheckRow(got.path, got.rule_id, got.title, True, True, True)
