@@ -17,6 +17,10 @@ query fails is rerun rule by rule, so one rule DuckDB refuses costs only that ru
 whose log source the store does not hold, or that do not convert, are skipped and counted
 with the reason.
 
+Sigma v2 correlation rules are compiled by :mod:`analysis.detect.sigma.correlation` from the
+base rules compiled here (one query each, run after the rule groups); base rules that only
+``generate: false`` correlations reference are in :attr:`RuleSet.silent` and give no findings.
+
 Findings: one per rule per entity (the host, else the user), with the rule's id, title,
 level as severity, ATT&CK ids from ``attack.tXXXX`` tags, and author and references in the
 description (the rules' DRL 1.1 licence requires attribution).
@@ -152,7 +156,7 @@ def compile_rule(rule: SigmaRule | SigmaCorrelationRule, path: str,
     """A parsed rule compiled for the store, or why it cannot be."""
     rid, title = str(rule.id or ""), str(rule.title or "")
     if isinstance(rule, SigmaCorrelationRule):
-        return Skipped(path, rid, title, "correlation rule: not supported yet")
+        return Skipped(path, rid, title, "correlation rule: compiled by compile_correlation")
     ls = rule.logsource
     spec = logsource_of(ls)
     if spec is None:
