@@ -233,3 +233,45 @@ def test_rules_check_runs_correlations_against_an_empty_store(tmp_path: Path) ->
         ("ssh failed password", True, True, True), ("ssh accepted password", True, True, True),
         ("test correlation", True, True, True),
         ("ssh failed password", True, True, True), ("test correlation", True, False, False)]
+
+
+@pytest.mark.parametrize("kind", ["event_count", "value_count", "temporal",
+                                  "temporal_ordered"])
+def test_window_flags_agree_with_a_brute_force_count(kind: str) -> None:
+    """Each row's ``hit`` against a direct count over the rows of its group within the
+    timespan before it (random rows, ties in time included)."""
+    import random
+
+    import duckdb
+    from sigma.correlations import SigmaCorrelationType
+
+    from analysis.detect.sigma.correlation import correlation_sql
+
+    rnd = random.Random(7)
+    rows = [(rnd.randrange(3), f"e{i}", T0 + timedelta(seconds=rnd.randrange(0, 3600, 20)),
+             rnd.choice("ab"), rnd.choice("uvwxy")) for i in range(400)]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (r INTEGER, event_uid VARCHAR, timestamp TIMESTAMP, "
+                "g0 VARCHAR, v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+    union = ["SELECT r, event_uid, timestamp, NULL AS host, NULL AS \"user\", g0, v FROM t"]
+    span, nrules = 300, 3
+    got = {uid: hit for _, uid, *_, hit in con.execute(correlation_sql(
+        SigmaCorrelationType[kind.upper()], union, 1, span, nrules, ">=", 4)).fetchall()}
+
+    def want(row: tuple[int, str, datetime, str, str]) -> bool:
+        win = [x for x in rows if x[3] == row[3]
+               and row[2] - timedelta(seconds=span) <= x[2] <= row[2]]
+        if kind == "event_count":
+            return len(win) >= 4
+        if kind == "value_count":
+            return len({x[4] for x in win}) >= 4
+        if kind == "temporal":
+            return len({x[0] for x in win}) == nrules
+        if row[0] != nrules - 1:  # ordered: r0 <= r1 <= r2 = this row, in time
+            return False
+        t1 = [x[2] for x in win if x[0] == 1]
+        return any(a[2] <= b for a in win if a[0] == 0 for b in t1)
+
+    assert got == {row[1]: want(row) for row in rows}
+    assert 0 < sum(got.values()) < len(rows)
