@@ -275,3 +275,15 @@ def test_window_flags_agree_with_a_brute_force_count(kind: str) -> None:
 
     assert got == {row[1]: want(row) for row in rows}
     assert 0 < sum(got.values()) < len(rows)
+
+
+def test_a_correlation_may_reference_rules_of_another_file(tmp_path: Path) -> None:
+    (tmp_path / "base.yml").write_text(FAILED)
+    (tmp_path / "corr.yml").write_text(EVENT_COUNT)
+    (tmp_path / "lost.yml").write_text(EVENT_COUNT.replace("[ssh_failed]", "[no_such_rule]")
+                                       .replace("0000000000c0", "0000000000c1"))
+    rs = load_rules([tmp_path])
+    assert [c.rule_id for c in rs.correlations] == ["0b6e3a4c-0000-4000-8000-0000000000c0"]
+    assert rs.silent == {"0b6e3a4c-0000-4000-8000-000000000001"}
+    assert [(s.rule_id, s.reason.split(":")[0]) for s in rs.skipped] == [
+        ("0b6e3a4c-0000-4000-8000-0000000000c1", "correlation base rule not found")]

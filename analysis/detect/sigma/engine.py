@@ -132,11 +132,13 @@ def attack_ids(tags: Iterable[Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def parse_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule], list[Skipped]]:
-    """The rules of one file, or why it gives none."""
+def parse_file(path: Path, resolve: bool = True
+               ) -> tuple[list[SigmaRule | SigmaCorrelationRule], list[Skipped]]:
+    """The rules of one file, or why it gives none (``resolve=False``: a correlation's
+    references are left for the caller to resolve, e.g. across files)."""
     try:
         coll = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"),
-                                         collect_errors=True)
+                                         collect_errors=True, resolve_references=resolve)
     except (SigmaError, yaml.YAMLError, OSError, UnicodeDecodeError, ValueError) as exc:
         return [], [Skipped(str(path), "", "", f"does not parse: {exc}")]
     rules: list[SigmaRule | SigmaCorrelationRule] = []
@@ -190,21 +192,36 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
 
     out = RuleSet()
     backend = DuckDBBackend(store_pipeline())
+    parsed: list[tuple[Path, SigmaRule | SigmaCorrelationRule]] = []
     for f in rule_files(paths):
-        rules, skipped = parse_file(f)
+        rules, skipped = parse_file(f, resolve=False)
         out.skipped.extend(skipped)
-        compiled: dict[int, CompiledRule | Skipped] = {}
-        for rule in rules:  # pySigma puts referenced rules before the correlations
-            if isinstance(rule, SigmaCorrelationRule):
-                corr = compile_correlation(rule, str(f), compiled)
-                if isinstance(corr, Skipped):
-                    out.skipped.append(corr)
-                else:
-                    out.correlations.append(corr)
+        parsed.extend((f, r) for r in rules)
+    # a correlation may name base rules of any loaded file, so references resolve over all
+    index = SigmaCollection(init_rules=[r for _, r in parsed], resolve_references=False)
+    correlations: list[tuple[Path, SigmaCorrelationRule]] = []
+    for f, rule in parsed:
+        if isinstance(rule, SigmaCorrelationRule):
+            try:
+                rule.resolve_rule_references(index)
+            except SigmaError as exc:
+                out.skipped.append(Skipped(str(f), str(rule.id or rule.name or ""),
+                                           str(rule.title or ""),
+                                           f"correlation base rule not found: {exc}"))
                 continue
+            correlations.append((f, rule))
+    compiled: dict[int, CompiledRule | Skipped] = {}
+    for f, rule in parsed:  # base rules first: a correlation needs their conditions
+        if isinstance(rule, SigmaRule):
             got = compiled[id(rule)] = compile_rule(rule, str(f), backend)
             (out.rules if isinstance(got, CompiledRule) else out.skipped).append(got)  # type: ignore[arg-type]
-        out.silent |= silent_rules(rules, compiled)
+    for f, corr in correlations:
+        cc = compile_correlation(corr, str(f), compiled)
+        if isinstance(cc, Skipped):
+            out.skipped.append(cc)
+        else:
+            out.correlations.append(cc)
+    out.silent = silent_rules([c for _, c in correlations], compiled)
     return out
 
 
