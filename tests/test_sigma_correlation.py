@@ -287,3 +287,17 @@ def test_a_correlation_may_reference_rules_of_another_file(tmp_path: Path) -> No
     assert rs.silent == {"0b6e3a4c-0000-4000-8000-000000000001"}
     assert [(s.rule_id, s.reason.split(":")[0]) for s in rs.skipped] == [
         ("0b6e3a4c-0000-4000-8000-0000000000c1", "correlation base rule not found")]
+
+
+def test_temporal_ordered_over_a_real_fixture_across_the_year_wrap(tmp_path: Path) -> None:
+    """synthetic_dec_jan_wrap.log: web02 has two failed passwords on Dec 31 and the accepted
+    one two seconds into Jan 1 (the loader infers the years), one burst of three events."""
+    fixture = Path(__file__).parent / "fixtures" / "linux-auth" / "synthetic_dec_jan_wrap.log"
+    store = Store(tmp_path / "store")
+    assert ingest(store, [fixture]).ok
+    (tmp_path / "rules.yml").write_text("\n---\n".join(
+        [FAILED, ACCEPTED, temporal("temporal_ordered")]))
+    rs = load_rules([tmp_path / "rules.yml"])
+    found = run_correlations(Scope(store.root).connect(), rs.correlations)
+    assert [(f.entity, len(f.event_uids)) for f in found] == [("web02", 3)]
+    assert (found[0].last_seen - found[0].first_seen) == timedelta(seconds=3)
