@@ -533,7 +533,8 @@ def _sigma_detectors(paths: list[str] | None) -> list[Any]:
     from analysis.detect.sigma.engine import load_rules, sigma_detector
 
     rules = load_rules(paths)
-    print(f"sigma: {len(rules.rules)} rules loaded, {len(rules.skipped)} skipped"
+    corr = f", {len(rules.correlations)} correlations" if rules.correlations else ""
+    print(f"sigma: {len(rules.rules)} rules{corr} loaded, {len(rules.skipped)} skipped"
           + "".join(f"; {n} {safe(why)}" for why, n in rules.skip_reasons().items()),
           file=sys.stderr)
     return [sigma_detector(rules)]

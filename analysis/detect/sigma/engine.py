@@ -17,6 +17,10 @@ query fails is rerun rule by rule, so one rule DuckDB refuses costs only that ru
 whose log source the store does not hold, or that do not convert, are skipped and counted
 with the reason.
 
+Sigma v2 correlation rules are compiled by :mod:`analysis.detect.sigma.correlation` from the
+base rules compiled here (one query each, run after the rule groups); base rules that only
+``generate: false`` correlations reference are in :attr:`RuleSet.silent` and give no findings.
+
 Findings: one per rule per entity (the host, else the user), with the rule's id, title,
 level as severity, ATT&CK ids from ``attack.tXXXX`` tags, and author and references in the
 description (the rules' DRL 1.1 licence requires attribution).
@@ -92,6 +96,10 @@ class RuleSet:
     rules: list[CompiledRule] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     stats: dict[str, RuleStats] = field(default_factory=dict)
+    #: Sigma v2 correlations (:class:`~analysis.detect.sigma.correlation.CompiledCorrelation`)
+    correlations: list[Any] = field(default_factory=list)
+    #: Base rules referenced only by ``generate: false`` correlations: no findings of their own
+    silent: set[str] = field(default_factory=set)
 
     def skip_reasons(self) -> dict[str, int]:
         """Skipped rules counted by reason (the reason's first clause)."""
@@ -124,11 +132,13 @@ def attack_ids(tags: Iterable[Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def parse_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule], list[Skipped]]:
-    """The rules of one file, or why it gives none."""
+def parse_file(path: Path, resolve: bool = True
+               ) -> tuple[list[SigmaRule | SigmaCorrelationRule], list[Skipped]]:
+    """The rules of one file, or why it gives none (``resolve=False``: a correlation's
+    references are left for the caller to resolve, e.g. across files)."""
     try:
         coll = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"),
-                                         collect_errors=True)
+                                         collect_errors=True, resolve_references=resolve)
     except (SigmaError, yaml.YAMLError, OSError, UnicodeDecodeError, ValueError) as exc:
         return [], [Skipped(str(path), "", "", f"does not parse: {exc}")]
     rules: list[SigmaRule | SigmaCorrelationRule] = []
@@ -148,7 +158,7 @@ def compile_rule(rule: SigmaRule | SigmaCorrelationRule, path: str,
     """A parsed rule compiled for the store, or why it cannot be."""
     rid, title = str(rule.id or ""), str(rule.title or "")
     if isinstance(rule, SigmaCorrelationRule):
-        return Skipped(path, rid, title, "correlation rule: not supported yet")
+        return Skipped(path, rid, title, "correlation rule: compiled by compile_correlation")
     ls = rule.logsource
     spec = logsource_of(ls)
     if spec is None:
@@ -156,6 +166,10 @@ def compile_rule(rule: SigmaRule | SigmaCorrelationRule, path: str,
         return Skipped(path, rid, title, f"log source not in the store: {name}")
     try:
         conditions = backend.convert_rule(rule)
+        if not conditions and rule._backreferences:
+            # pySigma withholds the queries of a ``generate: false`` correlation's base rule;
+            # the correlation needs them (the engine keeps their findings back itself)
+            conditions = list(rule.get_conversion_result())
     except SigmaError as exc:
         return Skipped(path, rid, title, f"does not convert: {exc}")
     if not conditions:
@@ -174,14 +188,40 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
     Raises:
         FileNotFoundError: a path does not exist.
     """
+    from analysis.detect.sigma.correlation import compile_correlation, silent_rules
+
     out = RuleSet()
     backend = DuckDBBackend(store_pipeline())
+    parsed: list[tuple[Path, SigmaRule | SigmaCorrelationRule]] = []
     for f in rule_files(paths):
-        rules, skipped = parse_file(f)
+        rules, skipped = parse_file(f, resolve=False)
         out.skipped.extend(skipped)
-        for rule in rules:
-            got = compile_rule(rule, str(f), backend)
+        parsed.extend((f, r) for r in rules)
+    # a correlation may name base rules of any loaded file, so references resolve over all
+    index = SigmaCollection(init_rules=[r for _, r in parsed], resolve_references=False)
+    correlations: list[tuple[Path, SigmaCorrelationRule]] = []
+    for f, rule in parsed:
+        if isinstance(rule, SigmaCorrelationRule):
+            try:
+                rule.resolve_rule_references(index)
+            except SigmaError as exc:
+                out.skipped.append(Skipped(str(f), str(rule.id or rule.name or ""),
+                                           str(rule.title or ""),
+                                           f"correlation base rule not found: {exc}"))
+                continue
+            correlations.append((f, rule))
+    compiled: dict[int, CompiledRule | Skipped] = {}
+    for f, rule in parsed:  # base rules first: a correlation needs their conditions
+        if isinstance(rule, SigmaRule):
+            got = compiled[id(rule)] = compile_rule(rule, str(f), backend)
             (out.rules if isinstance(got, CompiledRule) else out.skipped).append(got)  # type: ignore[arg-type]
+    for f, corr in correlations:
+        cc = compile_correlation(corr, str(f), compiled)
+        if isinstance(cc, Skipped):
+            out.skipped.append(cc)
+        else:
+            out.correlations.append(cc)
+    out.silent = silent_rules([c for _, c in correlations], compiled)
     return out
 
 
@@ -273,13 +313,23 @@ def sigma_detector(ruleset: RuleSet) -> type[Detector]:
         needs: ClassVar[frozenset[str]] = frozenset()
 
         def run(self, ctx: Context) -> Iterable[Finding]:
+            from analysis.detect.sigma.correlation import run_correlations
+
             present = {r[0] for r in ctx.con.sql("SELECT DISTINCT source FROM history"
                                                  ).fetchall()}
             found: list[Finding] = []
             for rule, hits in run_rules(ctx.con, ruleset, present):
-                got = findings_of(rule, hits)
+                got = [] if rule.rule_id in ruleset.silent else findings_of(rule, hits)
                 ruleset.stats[rule.rule_id].findings = len(got)
                 found.extend(got)
+            errors: dict[str, str] = {}
+            got = run_correlations(ctx.con, ruleset.correlations, present, errors)
+            for c in ruleset.correlations:
+                ruleset.stats[c.rule_id] = RuleStats(
+                    c.rule_id, c.title, "correlation", 0,
+                    sum(f.detector == f"sigma:{c.rule_id}" for f in got), 0.0,
+                    errors.get(c.rule_id, ""))
+            found.extend(got)
             ctx.cache["sigma"] = ruleset
             return found
 
@@ -306,6 +356,7 @@ def check_rules(paths: Iterable[str | Path]) -> list[CheckRow]:
     import duckdb
 
     from analysis.detect.sigma.backend import column_types
+    from analysis.detect.sigma.correlation import compile_correlation
 
     con = duckdb.connect()
     cols = ", ".join(f'"{n}" {t}' for n, t in column_types().items())
@@ -317,8 +368,13 @@ def check_rules(paths: Iterable[str | Path]) -> list[CheckRow]:
             rules, skipped = parse_file(f)
             rows.extend(CheckRow(s.path, s.rule_id, s.title, False, False, False, s.reason)
                         for s in skipped)
+            compiled: dict[int, CompiledRule | Skipped] = {}
             for rule in rules:
-                got = compile_rule(rule, str(f), backend)
+                if isinstance(rule, SigmaCorrelationRule):
+                    rows.append(_check_correlation(con, compile_correlation(
+                        rule, str(f), compiled)))
+                    continue
+                got = compiled[id(rule)] = compile_rule(rule, str(f), backend)
                 if isinstance(got, Skipped):
                     rows.append(CheckRow(got.path, got.rule_id, got.title, True, False,
                                          False, got.reason))
@@ -333,3 +389,14 @@ def check_rules(paths: Iterable[str | Path]) -> list[CheckRow]:
     finally:
         con.close()
     return rows
+
+
+def _check_correlation(con: Any, got: Any) -> CheckRow:
+    """``rules check`` of one compiled correlation (or its skip): its query run on ``con``."""
+    if isinstance(got, Skipped):
+        return CheckRow(got.path, got.rule_id, got.title, True, False, False, got.reason)
+    try:
+        con.execute(got.sql).fetchall()
+    except Exception as exc:  # any DuckDB error: reported as the row's reason
+        return CheckRow(got.path, got.rule_id, got.title, True, True, False, f"DuckDB: {exc}")
+    return CheckRow(got.path, got.rule_id, got.title, True, True, True)
