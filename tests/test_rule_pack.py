@@ -372,3 +372,54 @@ def test_windows_rules(tmp_path: Path) -> None:
         for r in row[4]:
             want[r].append(("winlogbeat.ndjson", i + 1))
     assert pack_hits(root) == dict(want)
+
+
+def _k8s(n: int, user: str, verb: str, resource: str, code: int, *, ns: str | None = None,
+         sub: str | None = None, uri: str = "/api/v1/x") -> str:
+    ref: dict[str, str] = {"resource": resource, "apiVersion": "v1"}
+    if ns:
+        ref["namespace"] = ns
+    if sub:
+        ref["subresource"] = sub
+    return json.dumps({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": str(uuid.UUID(int=n)), "stage": "ResponseComplete", "requestURI": uri,
+        "verb": verb, "user": {"username": user, "groups": ["system:authenticated"]},
+        "sourceIPs": ["10.0.0.5"], "userAgent": "kubectl/v1.30.0", "objectRef": ref,
+        "requestReceivedTimestamp": f"2026-03-02T10:00:{n:02d}.000000Z",
+        "stageTimestamp": f"2026-03-02T10:00:{n:02d}.100000Z",
+        "responseStatus": {"metadata": {}, "code": code}}) + "\n"
+
+
+K8S = [  # (user, verb, resource, code, keywords, rules expected)
+    ("oidc:jane", "get", "secrets", 200, {"ns": "payments"}, ["k8s_secret_read_by_user"]),
+    ("oidc:jane", "list", "secrets", 200, {}, ["k8s_secret_read_by_user",
+                                               "k8s_secrets_listed_cluster_wide"]),
+    ("system:serviceaccount:tools:dumper", "list", "secrets", 200, {},
+     ["k8s_secrets_listed_cluster_wide"]),
+    ("system:anonymous", "get", "pods", 200, {"ns": "default", "uri": "/api/v1/pods"},
+     ["k8s_anonymous_request_allowed"]),
+    ("oidc:jane", "create", "serviceaccounts", 201, {"ns": "ci", "sub": "token"},
+     ["k8s_serviceaccount_token_created"]),
+    # normal: a refused read, the controller manager's watch, a workload reading its own
+    # secret, anonymous health checks and refusals, kubelets' token requests
+    ("oidc:jane", "get", "secrets", 403, {"ns": "payments"}, []),
+    ("system:kube-controller-manager", "watch", "secrets", 200, {}, []),
+    ("system:serviceaccount:ci:deployer", "get", "secrets", 200, {"ns": "ci"}, []),
+    ("system:anonymous", "get", "healthz", 200, {"uri": "/healthz"}, []),
+    ("system:anonymous", "get", "pods", 401, {"ns": "default", "uri": "/api/v1/pods"}, []),
+    ("system:node:node-1", "create", "serviceaccounts", 201,
+     {"ns": "payments", "sub": "token"}, []),
+]
+
+
+def test_kubernetes_rules(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text("".join(_k8s(i, *row[:4], **row[4]) for i, row in enumerate(K8S)),
+                   encoding="utf-8")
+    root = store_of(tmp_path, [log])
+    want: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for i, row in enumerate(K8S):
+        for r in row[5]:
+            want[r].append(("audit.log", i + 1))
+    assert pack_hits(root) == dict(want)
