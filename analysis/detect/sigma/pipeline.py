@@ -161,12 +161,26 @@ LOGSOURCES: tuple[LogSource, ...] = (
                "euid": "audit_euid", "tty": "audit_tty", "terminal": "audit_terminal",
                "hostname": "audit_hostname", "op": "audit_op", "exit": "audit_exit",
                "proctitle": "audit_proctitle", "pid": "process_pid", "ppid": "process_ppid",
-               "saddr": "audit_sockaddr_address", "subj": "audit_subj"}),
+               "saddr": "audit_sockaddr_address", "subj": "audit_subj",
+               # USER_CMD's cmd= (the command run through sudo), decoded by the loader
+               "cmd": "process_command_line"}),
+    # Sigma's Linux process creation (auditd's execve events): Image and CommandLine are the
+    # columns the loader fills from SYSCALL exe= and the EXECVE argument vector; there is no
+    # ParentImage in auditd, so a rule needing it is unsupported rather than never matching
+    LogSource("linux/process_creation", (("linux", "process_creation", None),),
+              frozenset({"linux_auditd"}),
+              "source = 'linux_auditd' AND lower(audit_syscall) IN ('execve', 'execveat')",
+              {"Image": "process_image", "CommandLine": "process_command_line",
+               "CurrentDirectory": "audit_cwd", "ProcessId": "process_pid",
+               "ParentProcessId": "process_ppid", "User": "audit_uid_name",
+               "LogonId": "audit_auid"}),
     LogSource("linux/auth", (("linux", None, "sshd"), ("linux", None, "auth"),
                              ("linux", None, "sudo"), ("linux", None, "su")),
               frozenset({"linux_auth", "linux_syslog"}),
               "source IN ('linux_auth', 'linux_syslog')",
-              {"program": "auth_program", "user": "user", "host": "host"}),
+              {"program": "auth_program", "user": "user", "host": "host",
+               # sudo's own keys (``… ; PWD=… ; COMMAND=…``), as the loader parses them
+               "COMMAND": "process_command_line", "TTY": "auth_tty", "PWD": "auth_cwd"}),
     LogSource("linux/syslog", (("linux", None, "syslog"),), frozenset({"linux_syslog"}),
               "source = 'linux_syslog'",
               {"program": "syslog_program", "host": "host", "facility": "syslog_facility"}),
@@ -178,7 +192,16 @@ LOGSOURCES: tuple[LogSource, ...] = (
                "objectRef.apiGroup": "k8s_api_group", "objectRef.name": "k8s_name",
                "responseStatus.code": "k8s_response_code", "user.username": "user",
                "user.groups": "k8s_groups", "requestURI": "k8s_request_uri",
-               "sourceIPs": "src_ip"}),
+               "sourceIPs": "src_ip", "objectRef.namespace": "k8s_namespace",
+               "userAgent": "user_agent",
+               # what the loader reads from a pod spec (or a workload's pod template) in the
+               # request object; null when the audit level kept no request body. Not
+               # audit-event paths (a spec holds many containers): auditlens' own names
+               "privileged": "k8s_privileged", "hostPID": "k8s_host_pid",
+               "hostNetwork": "k8s_host_network", "hostIPC": "k8s_host_ipc",
+               "hostPath": "k8s_host_mounts", "images": "k8s_images",
+               # a role binding's roleRef as Kind/name, and its subjects
+               "roleRef": "k8s_role_ref", "subjects": "k8s_subjects"}),
 )
 
 
