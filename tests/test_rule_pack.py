@@ -423,3 +423,17 @@ def test_kubernetes_rules(tmp_path: Path) -> None:
         for r in row[5]:
             want[r].append(("audit.log", i + 1))
     assert pack_hits(root) == dict(want)
+
+
+def test_findings_attribute_each_rule_to_its_author_and_licence(tmp_path: Path) -> None:
+    from analysis.detect.sigma.engine import attribution
+    from analysis.rules import PACK
+
+    pack_rule = next(PACK.rglob("*.yml"))
+    assert attribution("auditlens", str(pack_rule)) == (
+        " Rule by auditlens (auditlens rule pack, Apache-2.0)")
+    sigmahq = next((Path(__file__).parent / "fixtures/sigma/rules").glob("*.yml"))
+    assert attribution("Jane Doe", str(sigmahq)) == (
+        " Rule by Jane Doe, SigmaHQ Detection Rule License 1.1")
+    own = tmp_path / "team-rules" / "r.yml"
+    assert attribution("", str(own)) == " Rule by unknown"  # no licence guessed

@@ -52,6 +52,7 @@ from analysis.detect.sigma.engine import (
     CompiledRule,
     Skipped,
     attack_ids,
+    attribution,
 )
 
 _OPS: dict[SigmaCorrelationConditionOperator, str] = {
@@ -248,7 +249,7 @@ def findings_of_correlation(corr: CompiledCorrelation, rows: Sequence[Row]) -> l
                 + (f" for {group}" if group else "")
                 + f" match Sigma {corr.kind} correlation \"{corr.title}\" (id {corr.rule_id})."
                 + (f" {corr.description}" if corr.description else "")
-                + f" Rule by {corr.author or 'unknown'}, SigmaHQ Detection Rule License 1.1"
+                + attribution(corr.author, corr.path)
                 + (f"; references: {refs}" if refs else "") + ".")
         out.append(Finding(
             detector=f"sigma:{corr.rule_id}", detector_version="sigma", title=corr.title,

@@ -270,6 +270,22 @@ def run_rules(con: Any, ruleset: RuleSet, present: set[str] | None = None
     return out
 
 
+def attribution(author: str, path: str) -> str:
+    """Who wrote a rule and under which licence, for a finding's description: auditlens'
+    own pack is Apache-2.0 like the code; a rule from a SigmaHQ checkout (a folder named
+    ``sigma``) is under SigmaHQ's Detection Rule License 1.1, which asks for this
+    attribution; of any other rule the author is named and no licence is guessed."""
+    from analysis.rules import PACK
+
+    by = f" Rule by {author or 'unknown'}"
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(Path(PACK).resolve()):
+        return by + " (auditlens rule pack, Apache-2.0)"
+    if any(part.lower() in ("sigma", "sigmahq") for part in resolved.parts):
+        return by + ", SigmaHQ Detection Rule License 1.1"
+    return by
+
+
 def findings_of(rule: CompiledRule, hits: Sequence[tuple[str, Any, Any, Any]]
                 ) -> list[Finding]:
     """One finding per entity (host, else user) the rule hit."""
@@ -285,7 +301,7 @@ def findings_of(rule: CompiledRule, hits: Sequence[tuple[str, Any, Any, Any]]
         users = sorted({str(h[3]) for h in rows if h[3]})
         desc = (f"{len(rows)} events on {entity} match Sigma rule \"{rule.title}\" "
                 f"(id {rule.rule_id}). {rule.description}".strip()
-                + f" Rule by {rule.author or 'unknown'}, SigmaHQ Detection Rule License 1.1"
+                + attribution(rule.author, rule.path)
                 + (f"; references: {refs}" if refs else "") + ".")
         out.append(Finding(
             detector=f"sigma:{rule.rule_id}", detector_version="sigma", title=rule.title,
