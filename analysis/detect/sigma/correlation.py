@@ -47,6 +47,7 @@ from sigma.rule import SigmaRule
 from analysis.detect.base import Finding, Severity
 from analysis.detect.sigma.backend import field_sql
 from analysis.detect.sigma.engine import (
+    LEVEL_SCORES,
     LEVELS,
     MAX_EVIDENCE,
     CompiledRule,
@@ -254,8 +255,7 @@ def findings_of_correlation(corr: CompiledCorrelation, rows: Sequence[Row]) -> l
         out.append(Finding(
             detector=f"sigma:{corr.rule_id}", detector_version="sigma", title=corr.title,
             description=desc, severity=corr.level,
-            score=float({"info": 0.1, "low": 0.3, "medium": 0.5, "high": 0.8,
-                         "critical": 1.0}[corr.level]),
+            score=LEVEL_SCORES[corr.level],
             entity_type=etype, entity=entity, first_seen=evs[0][2], last_seen=evs[-1][2],
             event_uids=tuple(str(e[1]) for e in evs[:MAX_EVIDENCE]), attack=corr.attack,
             entities=(("sigma_rule", corr.rule_id), *(("host", h) for h in hosts[:20]),

@@ -48,6 +48,9 @@ from analysis.detect.sigma.pipeline import LogSource, logsource_of, store_pipeli
 LEVELS: dict[str, Severity] = {"informational": "info", "low": "low", "medium": "medium",
                                "high": "high", "critical": "critical"}
 MAX_EVIDENCE = 200  # event uids kept per finding; the description gives the full count
+# a rule finding's score from the rule's level (the detectors' scores run 0..1 likewise)
+LEVEL_SCORES: dict[str, float] = {"info": 0.1, "low": 0.3, "medium": 0.5, "high": 0.8,
+                                  "critical": 1.0}
 
 
 @dataclass(frozen=True)
@@ -306,8 +309,7 @@ def findings_of(rule: CompiledRule, hits: Sequence[tuple[str, Any, Any, Any]]
         out.append(Finding(
             detector=f"sigma:{rule.rule_id}", detector_version="sigma", title=rule.title,
             description=desc, severity=rule.level,
-            score=float({"info": 0.1, "low": 0.3, "medium": 0.5, "high": 0.8,
-                         "critical": 1.0}[rule.level]),
+            score=LEVEL_SCORES[rule.level],
             entity_type=etype, entity=str(entity), first_seen=rows[0][1],
             last_seen=rows[-1][1], event_uids=tuple(h[0] for h in rows[:MAX_EVIDENCE]),
             attack=rule.attack, entities=(("sigma_rule", rule.rule_id),
