@@ -296,10 +296,13 @@ def open_binary(
             opened for the ingest), whatever is appended meanwhile.
         digest: hash the file's bytes (compressed, as on disk) as they are read.
     """
-    raw: Any = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
-    if progress is not None or limit is not None or digest is not None:
-        raw = _Reading(raw, limit, digest, progress)
-    raw = io.BufferedReader(raw, buffer_size=_CHUNK)
+    raw: Any
+    if progress is None and limit is None and digest is None:  # a head, a sniff
+        raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    else:
+        plain = open(path, "rb", buffering=0)  # noqa: SIM115 - closed through raw
+        raw = io.BufferedReader(_Reading(plain, limit, digest, progress),
+                                buffer_size=_CHUNK)
     if raw.peek(2)[:2] == b"\x1f\x8b":
         gunzip = _Gunzip(raw, on_error or (lambda message: None))
         return cast(BinaryIO, io.BufferedReader(gunzip, buffer_size=_CHUNK))
