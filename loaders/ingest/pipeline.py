@@ -27,14 +27,19 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 import loaders
 from loaders.base import LoadOptions
 from loaders.ingest.archives import ArchiveLimits, Refused, iter_archive, sniff_kind
 from loaders.ingest.collections import collection_host, collection_path, is_collection_metadata
-from loaders.ingest.runner import FileCounts, FileRun, RunItem
+from loaders.ingest.hosts import (
+    HostEvents,
+    HostSummary,
+    HostTally,
+    loaded_by_host,
+    summarize,
+)
+from loaders.ingest.runner import FileCounts, FileRun
 from loaders.parsing.damage import looks_like_text
 from loaders.parsing.inputs import (
     InputFile,
@@ -46,16 +51,12 @@ from loaders.parsing.inputs import (
 from loaders.parsing.lifetime import die_with
 from loaders.registry import detect_head
 from loaders.schema import CORE_NAMES
-from loaders.store.layout import FileStatus, ManifestRow, StagedRow
+from loaders.store.layout import FileStatus, StagedRow
 from loaders.store.staging import write_staged
 from loaders.store.store import Commit, Store, new_ingest_id, sha256_file, tool_version
 
 DEFER_HASH_BYTES = 4 << 20  # smaller files are hashed before parsing: cheap, no thread
 RELEASE_MEMORY_BYTES = 16 << 20  # after smaller files, a full gc (~25 ms) is not worth it
-
-NO_HOST = "(none)"
-"""How the summary by host names events that carry no host, from their records or from the
-collection's layout."""
 
 OutcomeStatus = FileStatus | Literal["skipped", "refused"]
 """What became of an input file (see :class:`FileOutcome`); the first three are also the
@@ -93,30 +94,6 @@ class FileOutcome:
     # (also the manifest's host_from_layout); None when no event needed it
     layout_host: str | None = None
     hosts: list[HostEvents] = field(default_factory=list)  # events by host, once committed
-
-
-@dataclass
-class HostEvents:
-    """One host's events in one file: ``events`` staged (before de-duplication) until the
-    file is committed, then loaded (what the store took); ``first``/``last`` are of those
-    events (None when there are none). ``host`` is :data:`NO_HOST` for events without one."""
-
-    host: str
-    events: int
-    first: datetime | None = None
-    last: datetime | None = None
-
-
-@dataclass
-class HostSummary:
-    """One line of the ingest summary by host (:meth:`IngestReport.by_host`)."""
-
-    host: str
-    files: int
-    loaded: int
-    sources: list[str]
-    first: datetime | None
-    last: datetime | None
 
 
 class IngestTotals(TypedDict):
@@ -168,23 +145,7 @@ class IngestReport:
         (all duplicates included: the file is that host's evidence all the same), the events
         the store took, the loaders, and the first and last of those events' times. Sorted
         by host, :data:`NO_HOST` last."""
-        out: dict[str, HostSummary] = {}
-        for f in self.files:
-            for h in f.hosts:
-                s = out.get(h.host)
-                if s is None:
-                    s = out[h.host] = HostSummary(h.host, 0, 0, [], None, None)
-                s.files += 1
-                s.loaded += h.events
-                if f.loader and f.loader not in s.sources:
-                    s.sources.append(f.loader)
-                if h.first is not None:
-                    s.first = h.first if s.first is None else min(s.first, h.first)
-                if h.last is not None:
-                    s.last = h.last if s.last is None else max(s.last, h.last)
-        for s in out.values():
-            s.sources.sort()
-        return sorted(out.values(), key=lambda s: (s.host == NO_HOST, s.host))
+        return summarize([(f.loader, f.hosts) for f in self.files])
 
 
 class Progress:
@@ -278,7 +239,7 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
     started = datetime.now(UTC)
     outcome = FileOutcome(job.file.display, "ingested", loader.name, size=job.file.size)
     unstored = None  # why nothing of the file can be stored
-    hosts = _HostTally(job.layout_host)
+    hosts = HostTally(job.layout_host)
     try:
         used = CORE_NAMES | {c.name for c in loader.extra_columns}
         ev, rj = write_staged(hosts.fill(iter(run)), job.staging, f"{job.seq:06d}", used)
@@ -312,86 +273,6 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
     outcome.layout_host = job.layout_host if hosts.filled else None
     row = _row(job, loader.name, status, outcome.message, run, digest, size, changed, started)
     return _Staged(job, Commit(row, ev, rj, host_from_layout=outcome.layout_host), outcome)
-
-
-class _HostTally:
-    """A file's events by host as they are staged, with the layout's host filled in where a
-    record has none (never over a host the record names: a collection can hold logs
-    forwarded from other machines, whose records say so)."""
-
-    def __init__(self, layout_host: str | None) -> None:
-        self.layout_host = layout_host
-        self.filled = 0  # events whose host came from the layout
-        self._by_host: dict[str, HostEvents] = {}
-
-    def fill(self, items: Iterator[RunItem]) -> Iterator[RunItem]:
-        for kind, table in items:
-            if kind == "events" and table.num_rows:
-                table = self._fill(table)
-                self._count(table)
-            yield kind, table
-
-    def _fill(self, table: pa.Table) -> pa.Table:
-        col = table.column("host")
-        if self.layout_host is None or not col.null_count:
-            return table
-        self.filled += col.null_count
-        filled = pc.fill_null(col, pa.scalar(self.layout_host, pa.string()))
-        return table.set_column(table.schema.get_field_index("host"), "host", filled)
-
-    def _count(self, table: pa.Table) -> None:
-        for host, times in _by_host(table):
-            _add(self._by_host, host, times)
-
-    def staged(self) -> list[HostEvents]:
-        return list(self._by_host.values())
-
-
-def _by_host(table: pa.Table) -> Iterator[tuple[str, pa.ChunkedArray]]:
-    """A table's event times by host (:data:`NO_HOST` for null or empty); one file is
-    nearly always of one host, which costs one ``unique``."""
-    hosts = table.column("host")
-    ts = table.column("timestamp")
-    values = hosts.unique()
-    if hosts.null_count == 0 and len(values) == 1:
-        yield values[0].as_py() or NO_HOST, ts
-        return
-    for value in values.to_pylist():
-        mask = pc.is_null(hosts) if value is None else pc.fill_null(
-            pc.equal(hosts, pa.scalar(value, pa.string())), False)
-        yield value or NO_HOST, ts.filter(mask)
-
-
-def _add(by_host: dict[str, HostEvents], host: str, times: pa.ChunkedArray) -> None:
-    n = len(times)
-    mm = pc.min_max(times)
-    lo, hi = mm["min"].as_py(), mm["max"].as_py()
-    h = by_host.get(host)
-    if h is None:
-        by_host[host] = HostEvents(host, n, lo, hi)
-        return
-    h.events += n
-    if lo is not None:
-        h.first = lo if h.first is None else min(h.first, lo)
-        h.last = hi if h.last is None else max(h.last, hi)
-
-
-def _loaded_by_host(store: Store, staged: list[HostEvents], row: ManifestRow
-                    ) -> list[HostEvents]:
-    """The events by host the store took of a file: as staged when it took them all or none
-    (the common cases, nothing to read), else counted from the parts it wrote (only those
-    rows were kept; the host column of a small file's parts reads in a millisecond)."""
-    kept = row["records_loaded"]
-    if kept == sum(h.events for h in staged):
-        return staged
-    if kept == 0:
-        return [HostEvents(h.host, 0) for h in staged]
-    by_host: dict[str, HostEvents] = {h.host: HostEvents(h.host, 0) for h in staged}
-    for rel in row["parts"]:
-        for host, times in _by_host(pq.read_table(store.root / rel,
-                                                  columns=["host", "timestamp"])):
-            _add(by_host, host, times)
-    return list(by_host.values())
 
 
 def _what_was_read(file: InputFile, run: FileRun, listed: str) -> tuple[str, int, str | None]:
@@ -462,7 +343,6 @@ def _release_memory() -> None:
     import ctypes
     import gc
 
-    import pyarrow as pa
 
     gc.collect()
     pa.default_memory_pool().release_unused()
@@ -533,7 +413,7 @@ def _run(store: Store, paths: Iterable[str | os.PathLike[str]], format: str | No
                                in_memory_rows=options.tuning.dedupe_in_memory_rows)
             outcome.loaded = row["records_loaded"]
             outcome.duplicate = row["records_duplicate"]
-            outcome.hosts = _loaded_by_host(store, outcome.hosts, row)
+            outcome.hosts = loaded_by_host(store, outcome.hosts, row)
         if staged.job.owned:
             staged.job.file.path.unlink(missing_ok=True)
         if pool is not None:
