@@ -210,7 +210,7 @@ def print_ingest_summary(report: IngestReport, out: TextIO) -> None:
 def _print_zones(report: IngestReport, out: TextIO) -> None:
     """Which zone the times without one were read in, per file; loud when it was assumed."""
     naive = [f for f in report.files if f.naive_times]
-    assumed = [f for f in naive if (f.time_zone or "").startswith("UTC (assumed")]
+    assumed = [f for f in naive if f.zone_assumed]
     given = [f for f in naive if f not in assumed]
     if given:
         print(f"\ntimes without a zone: {len(given)} files, read in the zone given or inferred:",

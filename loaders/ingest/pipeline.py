@@ -89,6 +89,7 @@ class FileOutcome:
     changed: str | None = None  # how the file changed while it was ingested (input_changed)
     naive_times: int = 0  # records whose time had no zone
     time_zone: str | None = None  # the zone they were read in (the manifest's time_zone)
+    zone_assumed: bool = False  # they were taken as UTC for want of a zone
     metadata: bool = False  # skipped as a collector's bookkeeping (``message`` says whose)
     # the host the collection's layout names, filled into events whose record had none
     # (also the manifest's host_from_layout); None when no event needed it
@@ -255,6 +256,7 @@ def _stage(job: _Job, progress: Callable[[int], None] | None = None) -> _Staged:
     digest, size, changed = _what_was_read(job.file, run, digest)
     outcome.size, outcome.changed = size, changed
     outcome.naive_times, outcome.time_zone = run.clock.naive, run.clock.describe()
+    outcome.zone_assumed = bool(run.clock.naive) and run.clock.assumed
     c = run.counts
     if unstored is not None:  # the counts say what is stored: nothing
         outcome.status = "failed"
