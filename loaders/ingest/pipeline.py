@@ -220,8 +220,11 @@ def _without_stores(files: Iterable[Path], own: Path,
         verdict[directory] = found
         return found
 
+    by_parent: dict[Path, Path | None] = {}  # a folder as walked -> its store (one resolve)
     for path in files:
-        root = store_of(path.resolve().parent)
+        if path.parent not in by_parent:
+            by_parent[path.parent] = store_of(path.parent.resolve())
+        root = by_parent[path.parent]
         if root is None:
             yield path
         else:
