@@ -30,7 +30,7 @@ from loaders.base import (
 )
 from loaders.parsing.damage import looks_binary, nul_rejects
 from loaders.parsing.inputs import InputFile, open_binary
-from loaders.parsing.timeutil import reading_with
+from loaders.parsing.timeutil import enter_clock, leave_clock
 from loaders.parsing.values import conform
 from loaders.schema import SchemaError, event_schema, validate
 from loaders.store.layout import REJECT_SCHEMA, RejectRow, StoredTable
@@ -189,9 +189,9 @@ class FileRun:
         clock = self.clock
         while True:
             naive = clock.naive
+            token = enter_clock(clock)  # naive times of this record go through its clock
             try:
-                with reading_with(clock):
-                    item = next(items)
+                item = next(items)
             except StopIteration:
                 break
             except FormatError as exc:
@@ -201,6 +201,8 @@ class FileRun:
                 self._end(f"{name} loader error after {self.counts.read} records: "
                           f"{type(exc).__name__}: {exc}")
                 break
+            finally:
+                leave_clock(token)
             if isinstance(item, Reject):
                 self._reject(item)
                 if len(self._rejects) >= self.options.batch_size:
